@@ -1,0 +1,97 @@
+/* quench — a Hugging Face model folder and the forward pass (CPU, fp32 compute).
+ *
+ * The unit of work is one decoder layer: qn_layer_load converts that layer's weights to fp32,
+ * qn_layer_forward runs it over a sequence [T, H] in place. The sequential calibration pipeline
+ * loads, runs and frees one layer at a time; evaluation (qn_llm) keeps every layer resident.
+ *
+ *   qn_model *m; qn_model_open("models/stories260K", &m, &err);
+ *   qn_llm *llm; qn_llm_create(m, 512, &llm, &err);           // all layers fp32 + KV cache of 512
+ *   float *logits = malloc(T * vocab * 4);
+ *   qn_llm_forward(llm, ids, T, 0, logits, 0, &err);           // positions 0..T-1, all logits
+ *   qn_llm_free(llm); qn_model_close(m);
+ */
+#ifndef QUENCH_MODEL_H
+#define QUENCH_MODEL_H
+
+#include <stdint.h>
+
+#include "quench/config.h"
+#include "quench/safetensors.h"
+#include "quench/status.h"
+
+typedef struct qn_model {
+    char *dir;
+    qn_model_config cfg;
+    qn_st_set *tensors;
+} qn_model;
+
+/* Reads dir/config.json (+ generation_config.json) and the safetensors of `dir`, and checks that
+ * every tensor the forward pass needs exists with the right shape and a float dtype. */
+qn_status qn_model_open(const char *dir, qn_model **out, qn_error *err);
+void qn_model_close(qn_model *m);
+
+/* One Linear: y = x·Wᵀ + b. w is [out, in] row-major fp32, b may be NULL. */
+typedef struct {
+    float *w;
+    float *b;
+    int64_t out, in;
+} qn_linear;
+
+/* Which Linear of a dense decoder layer. */
+typedef enum {
+    QN_LIN_Q, QN_LIN_K, QN_LIN_V, QN_LIN_O, QN_LIN_GATE, QN_LIN_UP, QN_LIN_DOWN, QN_LIN_COUNT
+} qn_linear_id;
+const char *qn_linear_name(qn_linear_id id);   /* "self_attn.q_proj", ..., "mlp.down_proj" */
+
+typedef struct {
+    int64_t index;
+    qn_linear lin[QN_LIN_COUNT];
+    float *attn_norm;   /* input_layernorm [H] */
+    float *mlp_norm;    /* post_attention_layernorm [H] */
+    float *q_norm;      /* [hd] or NULL */
+    float *k_norm;      /* [hd] or NULL */
+} qn_layer;
+
+qn_status qn_layer_load(const qn_model *m, int64_t index, qn_layer *out, qn_error *err);
+void qn_layer_free(qn_layer *l);
+
+/* Called with the input of every Linear group just before its product: x is [T, in]. q/k/v share
+ * one call (id = QN_LIN_Q), gate/up share one (id = QN_LIN_GATE). Used by calibration. */
+typedef void (*qn_linear_hook)(void *user, int64_t layer, qn_linear_id id, const float *x,
+                               int64_t T, int64_t in);
+
+/* Per-layer KV cache: k and v are [cap, n_kv_heads * head_dim]; k is stored after RoPE. */
+typedef struct {
+    float *k, *v;
+    int64_t cap;
+} qn_kv_layer;
+
+/* Scratch buffers for one forward over up to max_t tokens (attention up to max_ctx keys). */
+typedef struct qn_scratch qn_scratch;
+qn_status qn_scratch_create(const qn_model_config *cfg, int64_t max_t, int64_t max_ctx,
+                            qn_scratch **out, qn_error *err);
+void qn_scratch_free(qn_scratch *s);
+
+/* Runs decoder layer `l` over x [T, H] in place, for positions pos0..pos0+T-1. With kv != NULL the
+ * keys/values are appended to the cache at pos0 and attention covers cache positions 0..pos0+t;
+ * with kv == NULL the sequence attends only to itself (pos0 must then be 0). */
+qn_status qn_layer_forward(const qn_model_config *cfg, const qn_layer *l, float *x, int64_t T,
+                           int64_t pos0, qn_kv_layer *kv, qn_scratch *s, qn_linear_hook hook,
+                           void *hook_user, qn_error *err);
+
+/* Embedding rows for ids into out [T, H] (fp32). */
+qn_status qn_model_embed(const qn_model *m, const int32_t *ids, int64_t T, float *out, qn_error *err);
+
+/* The whole model resident in fp32, with a KV cache of max_ctx positions. */
+typedef struct qn_llm qn_llm;
+qn_status qn_llm_create(const qn_model *m, int64_t max_ctx, qn_llm **out, qn_error *err);
+void qn_llm_free(qn_llm *llm);
+const qn_model_config *qn_llm_config(const qn_llm *llm);
+/* Layer `i` of the resident model (to swap in compressed weights for evaluation). */
+qn_layer *qn_llm_layer(qn_llm *llm, int64_t i);
+/* Forward of T tokens at positions pos0.. (the KV cache must hold positions < pos0 from earlier
+ * calls). logits: [T, vocab] when last_only == 0, [vocab] for the last token when last_only == 1. */
+qn_status qn_llm_forward(qn_llm *llm, const int32_t *ids, int64_t T, int64_t pos0, float *logits,
+                         int last_only, qn_error *err);
+
+#endif

@@ -1,0 +1,500 @@
+/* Model folder: config + tensors, per-layer fp32 weights, and the dense decoder-layer forward. */
+#include "quench/model.h"
+
+#include <cblas.h>
+#undef I /* complex.h (pulled in by openblas) defines I */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------- model folder ---------- */
+
+static const char *const k_linear_names[QN_LIN_COUNT] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+
+const char *qn_linear_name(qn_linear_id id) {
+    return (id >= 0 && id < QN_LIN_COUNT) ? k_linear_names[id] : "?";
+}
+
+/* Expected [out, in] of each Linear of a dense layer. */
+static void linear_shape(const qn_model_config *c, qn_linear_id id, int64_t *out, int64_t *in) {
+    int64_t q = c->num_attention_heads * c->head_dim, kv = c->num_key_value_heads * c->head_dim;
+    switch (id) {
+    case QN_LIN_Q: *out = q; *in = c->hidden_size; break;
+    case QN_LIN_K: case QN_LIN_V: *out = kv; *in = c->hidden_size; break;
+    case QN_LIN_O: *out = c->hidden_size; *in = q; break;
+    case QN_LIN_GATE: case QN_LIN_UP: *out = c->intermediate_size; *in = c->hidden_size; break;
+    default: *out = c->hidden_size; *in = c->intermediate_size; break;
+    }
+}
+
+static int linear_has_bias(const qn_model_config *c, qn_linear_id id) {
+    if (id == QN_LIN_Q || id == QN_LIN_K || id == QN_LIN_V) return c->attention_bias;
+    if (id == QN_LIN_O) return c->o_bias;
+    return c->mlp_bias;
+}
+
+/* Finds `name` and checks a float dtype and the expected shape (ndim 1 or 2). */
+static qn_status find_checked(const qn_model *m, const char *name, int ndim, int64_t d0, int64_t d1,
+                              const qn_tensor **out, qn_error *err) {
+    const qn_tensor *t = qn_st_set_find(m->tensors, name);
+    if (!t)
+        return qn_error_set(err, QN_ERR_NOT_FOUND, "%s: tensor '%s' is missing", m->dir, name);
+    if (!qn_dtype_is_float(t->dtype))
+        return qn_error_set(err, QN_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s, expected a float type",
+                            t->file, name, qn_dtype_name(t->dtype));
+    if (t->ndim != ndim || t->shape[0] != d0 || (ndim == 2 && t->shape[1] != d1)) {
+        char got[128] = "", want[64];
+        int n = 0;
+        for (int i = 0; i < t->ndim && n < 100; i++)
+            n += snprintf(got + n, sizeof got - n, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        if (ndim == 2) snprintf(want, sizeof want, "[%lld, %lld]", (long long)d0, (long long)d1);
+        else snprintf(want, sizeof want, "[%lld]", (long long)d0);
+        return qn_error_set(err, QN_ERR_FORMAT, "%s: tensor '%s' has shape [%s], expected %s (from config.json)",
+                            t->file, name, got, want);
+    }
+    *out = t;
+    return QN_OK;
+}
+
+static qn_status check_layer_tensors(const qn_model *m, int64_t i, qn_error *err) {
+    const qn_model_config *c = &m->cfg;
+    char name[256];
+    const qn_tensor *t;
+    qn_status st;
+    for (int id = 0; id < QN_LIN_COUNT; id++) {
+        int64_t o, in;
+        linear_shape(c, (qn_linear_id)id, &o, &in);
+        snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)i, k_linear_names[id]);
+        if ((st = find_checked(m, name, 2, o, in, &t, err))) return st;
+        if (linear_has_bias(c, (qn_linear_id)id)) {
+            snprintf(name, sizeof name, "model.layers.%lld.%s.bias", (long long)i, k_linear_names[id]);
+            if ((st = find_checked(m, name, 1, o, 0, &t, err))) return st;
+        }
+    }
+    snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)i);
+    if ((st = find_checked(m, name, 1, c->hidden_size, 0, &t, err))) return st;
+    snprintf(name, sizeof name, "model.layers.%lld.post_attention_layernorm.weight", (long long)i);
+    if ((st = find_checked(m, name, 1, c->hidden_size, 0, &t, err))) return st;
+    if (c->use_qk_norm) {
+        snprintf(name, sizeof name, "model.layers.%lld.self_attn.q_norm.weight", (long long)i);
+        if ((st = find_checked(m, name, 1, c->head_dim, 0, &t, err))) return st;
+        snprintf(name, sizeof name, "model.layers.%lld.self_attn.k_norm.weight", (long long)i);
+        if ((st = find_checked(m, name, 1, c->head_dim, 0, &t, err))) return st;
+    }
+    return QN_OK;
+}
+
+/* The output head: lm_head.weight unless tied (or absent and tied). */
+static const qn_tensor *lm_head_tensor(const qn_model *m) {
+    const qn_tensor *t = qn_st_set_find(m->tensors, "lm_head.weight");
+    if (t && !m->cfg.tie_word_embeddings) return t;
+    return qn_st_set_find(m->tensors, "model.embed_tokens.weight");
+}
+
+qn_status qn_model_open(const char *dir, qn_model **out, qn_error *err) {
+    *out = NULL;
+    qn_model *m = calloc(1, sizeof *m);
+    if (!m) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+    m->dir = strdup(dir);
+    qn_status st = qn_config_load_dir(dir, &m->cfg, err);
+    if (st) { free(m->dir); free(m); return st; }
+    if (!qn_config_forward_supported(&m->cfg)) {
+        st = qn_error_set(err, QN_ERR_UNSUPPORTED,
+                          "%s/config.json: architecture %s has no forward pass in quench yet (forward supported: LlamaForCausalLM, MistralForCausalLM)",
+                          dir, m->cfg.architecture);
+        goto fail;
+    }
+    if ((st = qn_st_set_open_dir(dir, &m->tensors, err))) goto fail;
+    const qn_model_config *c = &m->cfg;
+    const qn_tensor *t;
+    if ((st = find_checked(m, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden_size, &t, err))) goto fail;
+    if ((st = find_checked(m, "model.norm.weight", 1, c->hidden_size, 0, &t, err))) goto fail;
+    if (!c->tie_word_embeddings &&
+        (st = find_checked(m, "lm_head.weight", 2, c->vocab_size, c->hidden_size, &t, err))) goto fail;
+    for (int64_t i = 0; i < c->num_hidden_layers; i++)
+        if ((st = check_layer_tensors(m, i, err))) goto fail;
+    *out = m;
+    return QN_OK;
+fail:
+    qn_model_close(m);
+    return st;
+}
+
+void qn_model_close(qn_model *m) {
+    if (!m) return;
+    qn_st_set_free(m->tensors);
+    qn_config_free(&m->cfg);
+    free(m->dir);
+    free(m);
+}
+
+/* ---------- per-layer weights ---------- */
+
+static qn_status load_f32(const qn_model *m, const char *name, float **out, qn_error *err) {
+    const qn_tensor *t = qn_st_set_find(m->tensors, name);
+    if (!t) return qn_error_set(err, QN_ERR_NOT_FOUND, "%s: tensor '%s' is missing", m->dir, name);
+    int64_t n = qn_tensor_numel(t);
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (!p) return qn_error_set(err, QN_ERR_NOMEM, "out of memory loading '%s'", name);
+    qn_status st = qn_tensor_to_f32(t, p, err);
+    if (st) { free(p); return st; }
+    *out = p;
+    return QN_OK;
+}
+
+qn_status qn_layer_load(const qn_model *m, int64_t index, qn_layer *l, qn_error *err) {
+    memset(l, 0, sizeof *l);
+    l->index = index;
+    const qn_model_config *c = &m->cfg;
+    if (index < 0 || index >= c->num_hidden_layers)
+        return qn_error_set(err, QN_ERR_INVALID_ARG, "layer %lld out of range", (long long)index);
+    char name[256];
+    qn_status st;
+    for (int id = 0; id < QN_LIN_COUNT; id++) {
+        qn_linear *lin = &l->lin[id];
+        linear_shape(c, (qn_linear_id)id, &lin->out, &lin->in);
+        snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)index, k_linear_names[id]);
+        if ((st = load_f32(m, name, &lin->w, err))) goto fail;
+        if (linear_has_bias(c, (qn_linear_id)id)) {
+            snprintf(name, sizeof name, "model.layers.%lld.%s.bias", (long long)index, k_linear_names[id]);
+            if ((st = load_f32(m, name, &lin->b, err))) goto fail;
+        }
+    }
+    snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)index);
+    if ((st = load_f32(m, name, &l->attn_norm, err))) goto fail;
+    snprintf(name, sizeof name, "model.layers.%lld.post_attention_layernorm.weight", (long long)index);
+    if ((st = load_f32(m, name, &l->mlp_norm, err))) goto fail;
+    if (c->use_qk_norm) {
+        snprintf(name, sizeof name, "model.layers.%lld.self_attn.q_norm.weight", (long long)index);
+        if ((st = load_f32(m, name, &l->q_norm, err))) goto fail;
+        snprintf(name, sizeof name, "model.layers.%lld.self_attn.k_norm.weight", (long long)index);
+        if ((st = load_f32(m, name, &l->k_norm, err))) goto fail;
+    }
+    return QN_OK;
+fail:
+    qn_layer_free(l);
+    return st;
+}
+
+void qn_layer_free(qn_layer *l) {
+    if (!l) return;
+    for (int id = 0; id < QN_LIN_COUNT; id++) {
+        free(l->lin[id].w);
+        free(l->lin[id].b);
+    }
+    free(l->attn_norm);
+    free(l->mlp_norm);
+    free(l->q_norm);
+    free(l->k_norm);
+    memset(l, 0, sizeof *l);
+}
+
+/* ---------- kernels ---------- */
+
+struct qn_scratch {
+    int64_t max_t, max_ctx;
+    float *xn, *q, *k, *v, *att, *gate, *up, *tmp;
+    float *scores;     /* [nthreads, max_ctx] */
+    int nthreads;
+    float *inv_freq;   /* [rot_dim / 2] */
+    int64_t rot_dim;
+};
+
+qn_status qn_scratch_create(const qn_model_config *c, int64_t max_t, int64_t max_ctx, qn_scratch **out,
+                            qn_error *err) {
+    *out = NULL;
+    if (max_t <= 0 || max_ctx < max_t)
+        return qn_error_set(err, QN_ERR_INVALID_ARG, "scratch: bad sizes (tokens %lld, context %lld)",
+                            (long long)max_t, (long long)max_ctx);
+    qn_scratch *s = calloc(1, sizeof *s);
+    if (!s) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+    int64_t H = c->hidden_size, q = c->num_attention_heads * c->head_dim;
+    int64_t kv = c->num_key_value_heads * c->head_dim, I = c->intermediate_size;
+    if (c->moe_intermediate_size > I) I = c->moe_intermediate_size;
+    s->max_t = max_t;
+    s->max_ctx = max_ctx;
+    s->nthreads = omp_get_max_threads();
+    s->xn = malloc(sizeof(float) * max_t * (H > q ? H : q));
+    s->q = malloc(sizeof(float) * max_t * q);
+    s->k = malloc(sizeof(float) * max_t * kv);
+    s->v = malloc(sizeof(float) * max_t * kv);
+    s->att = malloc(sizeof(float) * max_t * q);
+    s->gate = malloc(sizeof(float) * max_t * I);
+    s->up = malloc(sizeof(float) * max_t * I);
+    s->tmp = malloc(sizeof(float) * max_t * H);
+    s->scores = malloc(sizeof(float) * max_ctx * s->nthreads);
+    s->rot_dim = (int64_t)(c->head_dim * c->partial_rotary_factor);
+    if (s->rot_dim < 2 || s->rot_dim > c->head_dim) s->rot_dim = c->head_dim;
+    s->rot_dim &= ~(int64_t)1;
+    s->inv_freq = malloc(sizeof(float) * (s->rot_dim / 2 + 1));
+    if (!s->xn || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up || !s->tmp || !s->scores ||
+        !s->inv_freq) {
+        qn_scratch_free(s);
+        return qn_error_set(err, QN_ERR_NOMEM, "out of memory for activations of %lld tokens", (long long)max_t);
+    }
+    /* inv_freq[j] = 1 / theta^(2j/rd), exponent in fp32 as HF computes it; llama3 scaling applied once. */
+    for (int64_t j = 0; j < s->rot_dim / 2; j++) {
+        float e = (float)(2 * j) / (float)s->rot_dim;
+        float f = (float)(1.0 / pow(c->rope_theta, (double)e));
+        if (c->rope_type == QN_ROPE_LLAMA3) {
+            double orig = (double)c->rope_original_max_position, factor = c->rope_factor;
+            double lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+            double low_wl = orig / lo, high_wl = orig / hi, wl = 2.0 * M_PI / f;
+            if (wl > low_wl) f = (float)(f / factor);
+            else if (wl >= high_wl) {
+                double sm = (orig / wl - lo) / (hi - lo);
+                f = (float)((1 - sm) * f / factor + sm * f);
+            }
+        } else if (c->rope_type == QN_ROPE_LINEAR) {
+            f = (float)(f / c->rope_factor);
+        }
+        s->inv_freq[j] = f;
+    }
+    *out = s;
+    return QN_OK;
+}
+
+void qn_scratch_free(qn_scratch *s) {
+    if (!s) return;
+    free(s->xn); free(s->q); free(s->k); free(s->v); free(s->att);
+    free(s->gate); free(s->up); free(s->tmp); free(s->scores); free(s->inv_freq);
+    free(s);
+}
+
+/* y[T, out] = x[T, in] · Wᵀ (+ b) */
+static void linear_apply(const qn_linear *lin, const float *x, int64_t T, float *y) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)lin->out, (int)lin->in, 1.0f, x,
+                (int)lin->in, lin->w, (int)lin->in, 0.0f, y, (int)lin->out);
+    if (lin->b) {
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t o = 0; o < lin->out; o++) y[t * lin->out + o] += lin->b[o];
+    }
+}
+
+/* RMSNorm over rows of length n: y = w · x · rsqrt(mean(x²) + eps), fp32 throughout. */
+static void rmsnorm_rows(float *y, const float *x, const float *w, int64_t rows, int64_t n, double eps) {
+#pragma omp parallel for if (rows * n > 32768)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n;
+        float *yr = y + r * n;
+        float ss = 0.0f;
+        for (int64_t i = 0; i < n; i++) ss += xr[i] * xr[i];
+        float inv = 1.0f / sqrtf(ss / (float)n + (float)eps);
+        for (int64_t i = 0; i < n; i++) yr[i] = w[i] * (xr[i] * inv);
+    }
+}
+
+/* rotate-half RoPE on the first rot_dim dims of each head of rows [T, heads*hd]. */
+static void rope_rows(float *x, int64_t T, int64_t heads, int64_t hd, int64_t pos0, const qn_scratch *s) {
+    int64_t h2 = s->rot_dim / 2;
+#pragma omp parallel for if (T * heads * hd > 32768)
+    for (int64_t t = 0; t < T; t++) {
+        float p = (float)(pos0 + t);
+        for (int64_t j = 0; j < h2; j++) {
+            float a = p * s->inv_freq[j];
+            float cs = cosf(a), sn = sinf(a);
+            for (int64_t h = 0; h < heads; h++) {
+                float *v = x + t * heads * hd + h * hd;
+                float x0 = v[j], x1 = v[j + h2];
+                v[j] = x0 * cs - x1 * sn;
+                v[j + h2] = x1 * cs + x0 * sn;
+            }
+        }
+    }
+}
+
+/* Causal GQA attention: q [T, nh*hd] at positions pos0.., keys/values kc/vc [pos0+T, nkv*hd]. */
+static void attention(const qn_model_config *c, const float *q, const float *kc, const float *vc, int64_t T,
+                      int64_t pos0, float *out, qn_scratch *s) {
+    int64_t nh = c->num_attention_heads, nkv = c->num_key_value_heads, hd = c->head_dim;
+    int64_t group = nh / nkv, qs = nh * hd, ks = nkv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for collapse(2) schedule(dynamic, 4)
+    for (int64_t h = 0; h < nh; h++) {
+        for (int64_t t = 0; t < T; t++) {
+            float *sc = s->scores + (int64_t)omp_get_thread_num() * s->max_ctx;
+            const float *qv = q + t * qs + h * hd;
+            int64_t kh = h / group, n = pos0 + t + 1;
+            float mx = -INFINITY;
+            for (int64_t u = 0; u < n; u++) {
+                const float *kv = kc + u * ks + kh * hd;
+                float d = 0.0f;
+                for (int64_t i = 0; i < hd; i++) d += qv[i] * kv[i];
+                d *= scale;
+                sc[u] = d;
+                if (d > mx) mx = d;
+            }
+            float sum = 0.0f;
+            for (int64_t u = 0; u < n; u++) {
+                sc[u] = expf(sc[u] - mx);
+                sum += sc[u];
+            }
+            float inv = 1.0f / sum;
+            float *o = out + t * qs + h * hd;
+            for (int64_t i = 0; i < hd; i++) o[i] = 0.0f;
+            for (int64_t u = 0; u < n; u++) {
+                const float *vv = vc + u * ks + kh * hd;
+                float p = sc[u] * inv;
+                for (int64_t i = 0; i < hd; i++) o[i] += p * vv[i];
+            }
+        }
+    }
+}
+
+static void add_inplace(float *x, const float *y, int64_t n) {
+#pragma omp parallel for if (n > 65536)
+    for (int64_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+qn_status qn_layer_forward(const qn_model_config *c, const qn_layer *l, float *x, int64_t T, int64_t pos0,
+                           qn_kv_layer *kv, qn_scratch *s, qn_linear_hook hook, void *hook_user,
+                           qn_error *err) {
+    int64_t H = c->hidden_size, hd = c->head_dim;
+    int64_t nh = c->num_attention_heads, nkv = c->num_key_value_heads, ks = nkv * hd;
+    if (T <= 0 || T > s->max_t || pos0 < 0 || pos0 + T > s->max_ctx || (!kv && pos0 != 0) ||
+        (kv && pos0 + T > kv->cap))
+        return qn_error_set(err, QN_ERR_INVALID_ARG,
+                            "layer %lld: %lld tokens at position %lld exceed the context (%lld)",
+                            (long long)l->index, (long long)T, (long long)pos0,
+                            (long long)(kv ? kv->cap : s->max_ctx));
+    /* attention block */
+    rmsnorm_rows(s->xn, x, l->attn_norm, T, H, c->rms_norm_eps);
+    if (hook) hook(hook_user, l->index, QN_LIN_Q, s->xn, T, H);
+    float *kdst = kv ? kv->k + pos0 * ks : s->k;
+    float *vdst = kv ? kv->v + pos0 * ks : s->v;
+    linear_apply(&l->lin[QN_LIN_Q], s->xn, T, s->q);
+    linear_apply(&l->lin[QN_LIN_K], s->xn, T, kdst);
+    linear_apply(&l->lin[QN_LIN_V], s->xn, T, vdst);
+    if (l->q_norm) rmsnorm_rows(s->q, s->q, l->q_norm, T * nh, hd, c->rms_norm_eps);
+    if (l->k_norm) rmsnorm_rows(kdst, kdst, l->k_norm, T * nkv, hd, c->rms_norm_eps);
+    rope_rows(s->q, T, nh, hd, pos0, s);
+    rope_rows(kdst, T, nkv, hd, pos0, s);
+    attention(c, s->q, kv ? kv->k : s->k, kv ? kv->v : s->v, T, pos0, s->att, s);
+    if (hook) hook(hook_user, l->index, QN_LIN_O, s->att, T, nh * hd);
+    linear_apply(&l->lin[QN_LIN_O], s->att, T, s->tmp);
+    add_inplace(x, s->tmp, T * H);
+    /* MLP block */
+    rmsnorm_rows(s->xn, x, l->mlp_norm, T, H, c->rms_norm_eps);
+    if (hook) hook(hook_user, l->index, QN_LIN_GATE, s->xn, T, H);
+    int64_t I = l->lin[QN_LIN_GATE].out;
+    linear_apply(&l->lin[QN_LIN_GATE], s->xn, T, s->gate);
+    linear_apply(&l->lin[QN_LIN_UP], s->xn, T, s->up);
+#pragma omp parallel for if (T * I > 65536)
+    for (int64_t i = 0; i < T * I; i++) {
+        float g = s->gate[i];
+        s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
+    }
+    if (hook) hook(hook_user, l->index, QN_LIN_DOWN, s->gate, T, I);
+    linear_apply(&l->lin[QN_LIN_DOWN], s->gate, T, s->tmp);
+    add_inplace(x, s->tmp, T * H);
+    return QN_OK;
+}
+
+/* ---------- embeddings and the resident model ---------- */
+
+qn_status qn_model_embed(const qn_model *m, const int32_t *ids, int64_t T, float *out, qn_error *err) {
+    const qn_tensor *e = qn_st_set_find(m->tensors, "model.embed_tokens.weight");
+    int64_t V = m->cfg.vocab_size, H = m->cfg.hidden_size;
+    size_t esz = qn_dtype_size(e->dtype);
+    for (int64_t t = 0; t < T; t++) {
+        if (ids[t] < 0 || ids[t] >= V)
+            return qn_error_set(err, QN_ERR_INVALID_ARG, "token id %d is outside the vocabulary (%lld)", ids[t],
+                                (long long)V);
+        qn_tensor row = *e;
+        row.ndim = 1;
+        row.shape[0] = H;
+        row.data = (const char *)e->data + (size_t)ids[t] * (size_t)H * esz;
+        row.nbytes = (size_t)H * esz;
+        qn_status st = qn_tensor_to_f32(&row, out + t * H, err);
+        if (st) return st;
+    }
+    return QN_OK;
+}
+
+struct qn_llm {
+    const qn_model *m;
+    qn_layer *layers;
+    qn_kv_layer *kv;
+    float *final_norm;
+    float *lm_head;   /* [V, H] */
+    float *x;         /* [max_ctx, H] */
+    qn_scratch *s;
+    int64_t max_ctx;
+};
+
+qn_status qn_llm_create(const qn_model *m, int64_t max_ctx, qn_llm **out, qn_error *err) {
+    *out = NULL;
+    const qn_model_config *c = &m->cfg;
+    if (max_ctx <= 0) return qn_error_set(err, QN_ERR_INVALID_ARG, "context must be positive");
+    qn_llm *llm = calloc(1, sizeof *llm);
+    if (!llm) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+    llm->m = m;
+    llm->max_ctx = max_ctx;
+    int64_t L = c->num_hidden_layers, ks = c->num_key_value_heads * c->head_dim;
+    qn_status st = QN_OK;
+    llm->layers = calloc((size_t)L, sizeof *llm->layers);
+    llm->kv = calloc((size_t)L, sizeof *llm->kv);
+    llm->x = malloc(sizeof(float) * max_ctx * c->hidden_size);
+    if (!llm->layers || !llm->kv || !llm->x) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto fail; }
+    for (int64_t i = 0; i < L; i++) {
+        if ((st = qn_layer_load(m, i, &llm->layers[i], err))) goto fail;
+        llm->kv[i].cap = max_ctx;
+        llm->kv[i].k = malloc(sizeof(float) * max_ctx * ks);
+        llm->kv[i].v = malloc(sizeof(float) * max_ctx * ks);
+        if (!llm->kv[i].k || !llm->kv[i].v) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for the KV cache"); goto fail; }
+    }
+    if ((st = load_f32(m, "model.norm.weight", &llm->final_norm, err))) goto fail;
+    if ((st = load_f32(m, lm_head_tensor(m)->name, &llm->lm_head, err))) goto fail;
+    if ((st = qn_scratch_create(c, max_ctx, max_ctx, &llm->s, err))) goto fail;
+    *out = llm;
+    return QN_OK;
+fail:
+    qn_llm_free(llm);
+    return st;
+}
+
+void qn_llm_free(qn_llm *llm) {
+    if (!llm) return;
+    int64_t L = llm->m->cfg.num_hidden_layers;
+    for (int64_t i = 0; i < L; i++) {
+        if (llm->layers) qn_layer_free(&llm->layers[i]);
+        if (llm->kv) { free(llm->kv[i].k); free(llm->kv[i].v); }
+    }
+    free(llm->layers);
+    free(llm->kv);
+    free(llm->final_norm);
+    free(llm->lm_head);
+    free(llm->x);
+    qn_scratch_free(llm->s);
+    free(llm);
+}
+
+const qn_model_config *qn_llm_config(const qn_llm *llm) { return &llm->m->cfg; }
+qn_layer *qn_llm_layer(qn_llm *llm, int64_t i) {
+    return (i >= 0 && i < llm->m->cfg.num_hidden_layers) ? &llm->layers[i] : NULL;
+}
+
+qn_status qn_llm_forward(qn_llm *llm, const int32_t *ids, int64_t T, int64_t pos0, float *logits, int last_only,
+                         qn_error *err) {
+    const qn_model_config *c = &llm->m->cfg;
+    int64_t H = c->hidden_size, V = c->vocab_size;
+    if (T <= 0 || pos0 < 0 || pos0 + T > llm->max_ctx)
+        return qn_error_set(err, QN_ERR_INVALID_ARG, "%lld tokens at position %lld exceed the context of %lld",
+                            (long long)T, (long long)pos0, (long long)llm->max_ctx);
+    qn_status st = qn_model_embed(llm->m, ids, T, llm->x, err);
+    if (st) return st;
+    for (int64_t i = 0; i < c->num_hidden_layers; i++)
+        if ((st = qn_layer_forward(c, &llm->layers[i], llm->x, T, pos0, &llm->kv[i], llm->s, NULL, NULL, err)))
+            return st;
+    const float *xs = llm->x;
+    int64_t rows = T;
+    if (last_only) { xs = llm->x + (T - 1) * H; rows = 1; }
+    rmsnorm_rows(llm->s->xn, xs, llm->final_norm, rows, H, c->rms_norm_eps);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)V, (int)H, 1.0f, llm->s->xn, (int)H,
+                llm->lm_head, (int)H, 0.0f, logits, (int)V);
+    return QN_OK;
+}
