@@ -99,13 +99,21 @@ size_t qn_st_set_file_count(const qn_st_set *s);
 const qn_st_file *qn_st_set_file(const qn_st_set *s, size_t i);
 uint64_t qn_st_set_total_bytes(const qn_st_set *s);               /* sum of tensor bytes */
 
-/* Streaming writer. */
+/* Streaming writer. Each shard is laid out as safetensors.torch.save_file lays it out (byte-identical
+ * for the same tensors and a single metadata key): tensors in the header and in the data ordered by
+ * dtype descending in the Rust `Dtype` enum order (U64, I64, F64, F32, U32, I32, BF16, F16, U16,
+ * I16, F8_E8M0, F8_E4M3, F8_E5M2, I8, U8, BOOL), then by name (byte-wise); `__metadata__` first
+ * (keys in the order first set); compact JSON padded with spaces to a multiple of 8. Tensor bytes
+ * are streamed to a hidden per-shard data file and copied into place in that order at finish. */
 typedef struct qn_st_writer qn_st_writer;
 /* `max_shard_bytes` = 0: one file model.safetensors. Otherwise a new shard starts when adding a
  * tensor would push the current shard's tensor bytes past the limit (a tensor larger than the
  * limit gets a shard of its own), as transformers' save_pretrained(max_shard_size=) does. */
 qn_status qn_st_writer_open(const char *dir, uint64_t max_shard_bytes, qn_st_writer **out, qn_error *err);
 qn_status qn_st_writer_set_metadata(qn_st_writer *w, const char *key, const char *value, qn_error *err);
+/* Optional: also write "total_parameters" in the index's metadata (transformers 5.x does; 4.x
+ * writes only "total_size"). */
+void qn_st_writer_set_total_parameters(qn_st_writer *w, uint64_t n);
 qn_status qn_st_writer_add(qn_st_writer *w, const char *name, qn_dtype dt, int ndim,
                            const int64_t *shape, const void *data, size_t nbytes, qn_error *err);
 /* Finalizes every shard (header padded with spaces to a multiple of 8, as the reference writer

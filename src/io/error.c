@@ -22,9 +22,10 @@ void qn_error_prefix(qn_error *err, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
-    char old[QN_ERROR_MSG_MAX];
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", pre, old);
+    char both[2 * QN_ERROR_MSG_MAX + 4];
+    snprintf(both, sizeof both, "%s: %s", pre, err->msg);
+    memcpy(err->msg, both, QN_ERROR_MSG_MAX - 1);
+    err->msg[QN_ERROR_MSG_MAX - 1] = 0;
 }
 
 const char *qn_status_name(qn_status s) {

@@ -1,0 +1,227 @@
+/* quench — hardware planning from config.json alone: parameter counts, compressed-checkpoint size
+ * per scheme, tensor-parallel divisibility, weights and KV cache per GPU, longest context, and the
+ * memory a compression run needs.
+ *
+ *   qn_model_config cfg;  qn_config_load_dir("GLM-4.5-Air", &cfg, &err);
+ *   qn_plan_options opt;  qn_plan_options_default(&opt);
+ *   qn_plan_scheme_lookup("W4A16", &opt.scheme, &err);
+ *   qn_plan_gpu_lookup("H100-80G", &opt.gpu, &err);  opt.have_gpu = 1;
+ *   qn_plan plan;
+ *   if (qn_plan_build(&cfg, &opt, &plan, &err) == QN_OK) ... plan.params.total ... plan.tp[i] ...
+ *
+ * The library fills structs and never prints; src/cli/cmd_plan.c formats them.
+ *
+ * Counting rules (docs/architectures.md §8): attention includes q/k/v/o biases and q/k norms (and for
+ * MLA the q_a/kv_a layernorms); "norms" are the two per-layer norms + the final norm; routers are
+ * mlp.gate.weight + e_score_correction_bias; MTP layers are counted separately and excluded from the
+ * totals (HF drops them on load, so they are not part of a compressed checkpoint either).
+ *
+ * Scheme byte layouts follow docs/compressed-tensors-format.md §5.3–§5.7 and the §5.10 summary.
+ */
+#ifndef QUENCH_PLAN_H
+#define QUENCH_PLAN_H
+
+#include <stdint.h>
+
+#include "quench/config.h"
+#include "quench/status.h"
+
+/* ---------------------------------------------------------------- parameter counts */
+
+typedef enum {
+    QN_PLAN_EMBED,      /* model.embed_tokens */
+    QN_PLAN_ATTN,       /* q/k/v/o (+ biases, q/k norms; MLA projections and their norms) */
+    QN_PLAN_DENSE_MLP,  /* gate/up/down of dense layers */
+    QN_PLAN_ROUTED,     /* routed experts */
+    QN_PLAN_SHARED,     /* shared experts */
+    QN_PLAN_ROUTER,     /* mlp.gate.weight (+ e_score_correction_bias) */
+    QN_PLAN_NORMS,      /* input/post-attention layernorms + final norm */
+    QN_PLAN_LM_HEAD,    /* lm_head (0 when tied) */
+    QN_PLAN_NCOMP
+} qn_plan_comp;
+
+const char *qn_plan_comp_name(qn_plan_comp c); /* "embed_tokens", "attention", ... */
+
+typedef struct {
+    int64_t total[QN_PLAN_NCOMP];  /* parameters per component, whole model (MTP excluded) */
+    int64_t active[QN_PLAN_NCOMP]; /* touched per token (k of E routed experts) */
+    int64_t n_dense_layers, n_moe_layers;
+    int64_t attention_per_layer;   /* one decoder layer's attention */
+    int64_t one_routed_expert;     /* 3·H·Im (0 when dense) */
+    int64_t total_params, total_excl_embed;   /* excl. embed_tokens and lm_head */
+    int64_t active_params, active_excl_embed;
+    int64_t mtp_params;            /* num_nextn_predict_layers MTP layers (not in the totals) */
+    int64_t n_mtp_layers;
+} qn_param_counts;
+
+qn_status qn_plan_count_params(const qn_model_config *cfg, qn_param_counts *out, qn_error *err);
+
+/* ---------------------------------------------------------------- schemes (built-in presets) */
+
+typedef enum {
+    QN_PSCHEME_NONE,        /* no quantization: every tensor in the model dtype */
+    QN_PSCHEME_W4A16,       /* int4 group 128 sym, pack-quantized */
+    QN_PSCHEME_W4A16_ASYM,  /* int4 group 128 asym, pack-quantized (+ packed zero points) */
+    QN_PSCHEME_W8A16,       /* int8 channel sym, pack-quantized (CT ≤0.17 preset) */
+    QN_PSCHEME_W8A8,        /* = INT8: int8 channel sym W, int8 dynamic token A, int-quantized */
+    QN_PSCHEME_FP8,         /* fp8 tensor W + static tensor A, float-quantized */
+    QN_PSCHEME_FP8_DYNAMIC, /* fp8 channel W, dynamic token A */
+    QN_PSCHEME_FP8_BLOCK,   /* fp8 128×128 block W, dynamic group-128 A */
+    QN_PSCHEME_NVFP4A16,    /* fp4 tensor_group 16, fp8 scales, nvfp4-pack-quantized */
+    QN_PSCHEME_NVFP4,       /* as NVFP4A16 + fp4 activations (input_global_scale) */
+    QN_PSCHEME_COUNT
+} qn_plan_scheme_id;
+
+typedef struct {
+    qn_plan_scheme_id id;
+    const char *name;      /* "W4A16" */
+    const char *format;    /* compressed-tensors format: "pack-quantized", ... ("dense" for NONE) */
+    const char *summary;   /* one line: "int4 weights, group 128, symmetric; 16-bit activations" */
+    int weight_bits;       /* 16 for NONE */
+    int group_size;        /* >0 group (in must divide), 0 channel, -1 tensor, -2 block 128×128 */
+    int act_bits;          /* 16 = weight-only */
+    int sparse24_bitmask_ok; /* sparse-24-bitmask storage exists for this scheme (8-bit W+A or none) */
+    int min_cc;            /* vLLM kernel minimum compute capability ×10 (spec §6.2) */
+    int full_speed_cc;     /* capability from which the native (non-fallback) kernel runs, ×10 */
+} qn_plan_scheme;
+
+/* Case-insensitive; "INT8" is W8A8, "none"/"bf16"/"fp16"/"dense" are NONE. */
+qn_status qn_plan_scheme_lookup(const char *name, qn_plan_scheme *out, qn_error *err);
+const qn_plan_scheme *qn_plan_scheme_get(qn_plan_scheme_id id);
+const char *qn_plan_scheme_names(void); /* "none, W4A16, W4A16_ASYM, ..." */
+
+/* ---------------------------------------------------------------- GPUs */
+
+typedef struct {
+    const char *name;   /* "H100-80G" */
+    int64_t mem_bytes;  /* total memory as the driver reports it (see the table in plan_gpu.c) */
+    int cc;             /* compute capability ×10 (8.9 → 89, 12.0 → 120); 0 = unknown */
+} qn_gpu_info;
+
+const qn_gpu_info *qn_plan_gpu_table(int *n);
+/* Case-insensitive, ignoring spaces, '-' and '_' ("rtx4090", "H100", "h200-141g"). */
+qn_status qn_plan_gpu_lookup(const char *name, qn_gpu_info *out, qn_error *err);
+
+/* ---------------------------------------------------------------- options */
+
+typedef enum { QN_SPARSE_NONE, QN_SPARSE_24 } qn_plan_sparsity;
+
+typedef struct {
+    qn_plan_scheme scheme;      /* default NONE */
+    int actorder_group;         /* group schemes (W4A16, W4A16_ASYM): actorder "group" → weight_g_idx I32 [in] */
+    qn_plan_sparsity sparsity;
+    int have_gpu;               /* gpu filled (from the table or --gpu-mem) */
+    qn_gpu_info gpu;
+    int extra_tp;               /* --gpus N: evaluated besides 1, 2, 4, 8 (0 = none) */
+    int64_t context;            /* tokens per sequence for the verdict (0 = max_position_embeddings) */
+    int64_t batch;              /* sequences for the verdict (default 1) */
+    int kv_bytes;               /* 2 (fp16/bf16) or 1 (fp8) */
+    double gpu_util;            /* vLLM gpu_memory_utilization (0.9) */
+    int64_t reserve_bytes;      /* activation + runtime reserve per GPU (-1 = estimate) */
+    int64_t max_batched_tokens; /* tokens of one forward step for the activation estimate (8192) */
+    int64_t calib_samples;      /* compression estimate: calibration samples (512) */
+    int64_t calib_seq_len;      /* and their length (2048) */
+} qn_plan_options;
+
+void qn_plan_options_default(qn_plan_options *o);
+
+/* ---------------------------------------------------------------- results */
+
+typedef struct {
+    int64_t values;       /* quantized values (weight_packed / weight / compressed) */
+    int64_t scales;       /* weight_scale (+ weight_global_scale) */
+    int64_t zero_points;  /* weight_zero_point */
+    int64_t g_idx;        /* weight_g_idx */
+    int64_t act_scales;   /* input_scale / input_global_scale */
+    int64_t shape_meta;   /* weight_shape I64 [2] */
+    int64_t sparse_meta;  /* sparse-24-bitmask: bitmask U8 + shape I64 [2,1] */
+    int64_t kept;         /* tensors kept unquantized in the model dtype (fp32 correction biases) */
+    int64_t total;
+} qn_plan_bytes;
+
+#define QN_PLAN_MAX_NOTES 8
+#define QN_PLAN_NOTE_LEN 200
+
+typedef struct {
+    qn_plan_bytes comp[QN_PLAN_NCOMP];
+    qn_plan_bytes total;
+    int64_t original_bytes;      /* the same tensors unquantized, in the model dtype */
+    int64_t n_linear_quantized;  /* Linear modules written quantized (counting each expert) */
+    int64_t n_linear_kept;       /* Linear modules in decoder layers kept 16-bit (shape unfit) */
+    int64_t n_kept_comp[QN_PLAN_NCOMP]; /* the same per component */
+    int sparse_bitmask;          /* 1: 2:4 stored as sparse-24-bitmask, 0: dense zeros */
+    int n_notes;                 /* why Linears were kept, one line each */
+    char notes[QN_PLAN_MAX_NOTES][QN_PLAN_NOTE_LEN];
+} qn_plan_size;
+
+#define QN_PLAN_MAX_TP 6
+#define QN_PLAN_NBATCH 5
+
+typedef struct {
+    int tp;
+    int valid;                       /* shardable dimensions divide */
+    char reason[QN_PLAN_NOTE_LEN * 2]; /* why not (all failing dimensions), "" when valid */
+    char notes[QN_PLAN_NOTE_LEN * 6];  /* warnings: KV replication, quantized shard constraints, EP */
+    int ep_valid;                    /* experts divide for expert parallel (MoE only) */
+    int64_t kv_heads_per_gpu;        /* after replication */
+    int kv_replicated;
+    int64_t weight_bytes_per_gpu;
+    int64_t kv_bytes_per_token;      /* per GPU */
+    /* with a GPU: */
+    int64_t usable_bytes;            /* mem × gpu_util */
+    int64_t reserve_bytes;
+    int64_t kv_budget_bytes;         /* usable − weights − reserve (may be negative) */
+    int64_t kv_tokens;               /* tokens of KV cache that fit (all sequences together) */
+    int n_batch;
+    int64_t batch[QN_PLAN_NBATCH];
+    int64_t max_context[QN_PLAN_NBATCH]; /* per sequence, ≤ max_position_embeddings; 0 = none */
+    int fits;                        /* valid, weights fit, and context × batch fits */
+    int kernel_ok;                   /* scheme on this GPU: 2 native, 1 fallback kernel, 0 none,
+                                        -1 not checked (no GPU / capability unknown) */
+} qn_plan_tp;
+
+typedef struct {
+    /* quench compress (CPU RAM) */
+    int64_t layer_fp32_bytes;        /* largest decoder layer in fp32 */
+    int64_t hessian_bytes;           /* Hessians of that layer's Linears, all held at once */
+    int64_t hessian_bytes_seq;       /* same, MoE experts processed one at a time */
+    int64_t activation_bytes;        /* samples × seq × H × 4 × 2 */
+    int64_t quench_total_bytes;      /* layer + hessians + activations */
+    int64_t quench_total_seq_bytes;  /* with experts one at a time */
+    /* llm-compressor (its documented sequential pipeline) */
+    int64_t llmc_cpu_bytes;          /* whole model in the model dtype + cached activations */
+    int64_t llmc_gpu_bytes;          /* one layer in the model dtype + its Hessians (fp32) */
+} qn_plan_compress;
+
+typedef struct {
+    qn_param_counts params;
+    int dtype_bytes;                 /* model dtype: 2 (bf16/fp16; default) or 4 (fp32) */
+    qn_plan_size size;               /* the chosen scheme (2:4 stored as dense zeros) */
+    int has_sparse_alt;              /* 2:4 requested and sparse-24-bitmask applies */
+    qn_plan_size size_sparse;        /* the same stored as sparse-24-bitmask */
+    int64_t kv_bytes_per_token;      /* whole model (TP 1) */
+    int mla;                         /* KV cache is the MLA latent (DeepSeek) */
+    int64_t context;                 /* the context used for the verdict */
+    int n_tp;
+    qn_plan_tp tp[QN_PLAN_MAX_TP];   /* 1, 2, 4, 8 and the --gpus value */
+    qn_plan_compress compress;
+} qn_plan;
+
+/* Why `tp` cannot shard the model (one line, every failing dimension); returns 1 when it can. */
+int qn_plan_tp_check(const qn_model_config *cfg, int tp, char *reason, size_t reason_len);
+/* KV-cache bytes per token on one GPU at tensor-parallel size `tp` (GQA/MLA aware). */
+int64_t qn_plan_kv_bytes_per_token(const qn_model_config *cfg, int tp, int kv_bytes);
+/* Bytes of one Linear [out, in] under a scheme; returns 0 and sets *why when the shape does not fit
+ * the scheme (then it is kept in the model dtype by the caller). */
+int qn_plan_linear_bytes(const qn_plan_scheme *s, int64_t out, int64_t in, int dtype_bytes,
+                         int actorder_group, int sparse_bitmask, qn_plan_bytes *b, const char **why);
+
+qn_status qn_plan_build(const qn_model_config *cfg, const qn_plan_options *opt, qn_plan *out,
+                        qn_error *err);
+
+/* Parse "24GiB", "80GB", "24G" (= GiB), "24" (= GiB), "512MiB" into bytes; "16k" (= 16384),
+ * "128K", "2m", "4096" into tokens. Return 0 on success. */
+int qn_plan_parse_bytes(const char *s, int64_t *out);
+int qn_plan_parse_count(const char *s, int64_t *out);
+
+#endif
