@@ -16,9 +16,11 @@ expect_error() {
     echo "FAIL $name: rc=$rc, stderr lines=$lines:"; cat "$tmp/err"; fails=$((fails+1))
   fi
 }
-for cmd in info generate ppl tokenize; do
-  expect_error "$cmd missing folder" "$tmp/nope" "$Q" $cmd "$tmp/nope" --text "$tmp/nope.txt"
+for cmd in info generate; do
+  expect_error "$cmd missing folder" "$tmp/nope" "$Q" $cmd "$tmp/nope"
 done
+expect_error "ppl missing folder" "$tmp/nope" "$Q" ppl "$tmp/nope" --text "$SRC/data/tinystories/tinystories_sample.txt"
+expect_error "tokenize missing folder" "$tmp/nope" "$Q" tokenize "$tmp/nope" --text hello
 mkdir -p "$tmp/empty"
 expect_error "no config.json" "empty/config.json" "$Q" info "$tmp/empty"
 expect_error "ppl no config.json" "empty/config.json" "$Q" ppl "$tmp/empty" --text "$SRC/data/tinystories/tinystories_sample.txt"

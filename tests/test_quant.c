@@ -172,8 +172,9 @@ static void test_worked_example_asymmetric(void **state) {
 /* Two rows, two groups of 4, int4 asymmetric, bf16 (all scales come out exactly 0.5):
  *  r0 g0 [-2, 0.25, 1.3, 5.5]: range 7.5, s 0.5, zp -8+4 = -4; x/s+zp = [-8, -3.5, -1.41, 7]
  *        -> q [-8, -4, -1, 7] (tie -3.5 -> -4); dq (q-zp)s = [-2, 0, 1.5, 5.5]
- *  r0 g1 [0.5, 1.25, 3, 7.5]: min clamped to 0, s 0.5, zp -8; x/s+zp = [-7, -5.5, -2, 7]
- *        -> q [-7, -6, -2, 7]; dq [0.5, 1, 3, 7.5]
+ *  r0 g1 [0.5, 1.2578125, 3, 7.5]: min clamped to 0, s 0.5, zp -8; x/s = 2.515625 and
+ *        x/s + zp = -5.484375 rounds to bf16 -5.5 (step 1/32) -> -6 (fp32 would give -5);
+ *        q [-7, -6, -2, 7]; dq [0.5, 1, 3, 7.5]
  *  r1 g0 [2, -0.25, -1.3, -5.5]: s 0.5, zp -8+11 = 3; [7, 2.5, 0.41, -8] -> q [7, 2, 0, -8];
  *        dq [2, -0.5, -1.5, -5.5]
  *  r1 g1 [-0.5, -1.25, -3, -7.5]: max clamped to 0, s 0.5, zp -8+15 = 7; [6, 4.5, 1, -8]
@@ -182,7 +183,7 @@ static void test_worked_example_asymmetric(void **state) {
 static void test_asym_group_by_hand(void **state) {
     (void)state;
     qn_error err = {0};
-    float w[16] = {-2, 0.25f, 1.3f, 5.5f, 0.5f, 1.25f, 3, 7.5f,
+    float w[16] = {-2, 0.25f, 1.3f, 5.5f, 0.5f, 1.2578125f, 3, 7.5f,
                    2, -0.25f, -1.3f, -5.5f, -0.5f, -1.25f, -3, -7.5f};
     for (int i = 0; i < 16; i++) w[i] = bf(w[i]);
     qn_quant_args a = int_args(4, QN_STRATEGY_GROUP, 0, 4);
@@ -226,6 +227,27 @@ static void test_asym_group_by_hand(void **state) {
     /* a range that splits a group is refused */
     assert_int_equal(qn_qparams_observe(&p2, w + 2, 8, 2, 4, &err), QN_ERR_INVALID_ARG);
     qn_qparams_free(&p2);
+    qn_qparams_free(&p);
+    /* zero point from a bf16 quotient: [-0.03125, 0.28125, 0, 0.1]: range 0.3125,
+     * s = bf16(0.3125/15 = 0.020833) = 171 * 2^-13 = 0.0208740234375; min/s = -1.49708 -> bf16
+     * -1.5; zp = bf16(-8 + 1.5) = -6.5 -> half-even -6 (in fp32: -6.503 -> -7).
+     * q: 0.28125/s = 13.47 -> bf16 13.5, -6 -> 7.5 -> clamp 7; -0.03125/s -> -1.5 - 6 -> -8;
+     *    0 -> -6; bf16(0.1)/s = 4.795 -> bf16 4.78125 - 6 = -1.21875 -> -1.
+     * dq (q - zp) s: 13 s = 0.27136 -> bf16 0.271484375; -2 s = -0.041748046875; 0;
+     *    5 s = 0.10437 -> bf16 0.1044921875 */
+    float w3[4] = {-0.03125f, 0.28125f, 0.0f, bf(0.1f)};
+    ok(qn_qparams_init(&p, &a, QN_DT_BF16, 1, 4, &err), &err);
+    ok(qn_qparams_observe(&p, w3, 4, 0, 4, &err), &err);
+    assert_true(p.scale[0] == 0.0208740234375f);
+    assert_true(p.zero_point[0] == -6.0f);
+    ok(qn_quant_quantize(&p, w3, 4, 0, 4, q, 4, &err), &err);
+    const int8_t want_q3[4] = {-8, 7, -6, -1};
+    assert_memory_equal(q, want_q3, 4);
+    ok(qn_quant_fake(&p, w3, 4, 0, 4, &err), &err);
+    assert_true(w3[0] == -0.041748046875f);
+    assert_true(w3[1] == 0.271484375f);
+    assert_true(w3[2] == 0.0f);
+    assert_true(w3[3] == 0.1044921875f);
     qn_qparams_free(&p);
 }
 
@@ -366,11 +388,18 @@ static void test_block_padding(void **state) {
 /* ------------------------------------------------------------------------------------------ */
 /* NVFP4 (§4.8)                                                                               */
 
-/* One row, three groups of 16, amax_tensor 6 -> global scale 2688/6 = 448.
+/* One row, five groups of 16, amax_tensor 6 -> global scale 2688/6 = 448.
  *  g0 amax 6: s = bf16(6/6) = 1; 448 * 1 = 448 (fp8 exact); se = 1 -> codes of x itself
  *  g1 = g0 / 2, amax 3: s = 0.5 -> 224 (fp8 exact), se = 0.5 -> same codes, dq halves
  *  g2 amax 1: s = bf16(1/6) = 0.1669921875; 448 s = 74.8125 -> fp8 72 (between 72 and 80);
- *     se = 72/448 = 0.160714; 1/se = 6.22 -> 6 (code 7); dq = bf16(6 * se) = 0.96484375 */
+ *     se = 72/448 = 0.160714; 1/se = 6.22 -> 6 (code 7); dq = bf16(6 * se) = 0.96484375
+ *  g3 amax 0.083984375: s = bf16(a/6) = 229 * 2^-14 = 0.0139770508; 448 s = 6.26171875 in fp32
+ *     (global_scale * scale promotes to fp32) -> fp8 6.5 (above the 6.25 midpoint). Rounding the
+ *     product to bf16 first would give 6.25, a tie, -> 6.0. se = 6.5/448; a/se = 5.79 -> 6 (code 7);
+ *     dq = bf16(6 * 6.5/448 = 0.0870536) = 178 * 2^-11 = 0.0869140625
+ *  g4 amax bf16(0.01) = 0.0100097656: s = 0.0016708374, 448 s = 0.7485 -> fp8 0.75; code 7;
+ *     dq = bf16(6 * (0.75/448 in fp32) = 0.0100446) = 165 * 2^-14 = 0.01007080078125 (a bf16
+ *     scale/global_scale, 0.0016708374, would give 164 * 2^-14) */
 static void test_nvfp4(void **state) {
     (void)state;
     qn_error err = {0};
@@ -379,47 +408,55 @@ static void test_nvfp4(void **state) {
     const float g0[16] = {0, 0.25f, 0.3f, 0.75f, 1.25f, 1.3f, 1.75f, 2.5f,
                           2.6f, 3.5f, 5, 5.1f, 6, -0.1f, -2.5f, -6};
     const uint8_t codes0[16] = {0, 0, 1, 2, 2, 3, 4, 4, 5, 6, 6, 7, 7, 8, 12, 15};
-    float w[48] = {0};
+    float w[80] = {0};
     for (int i = 0; i < 16; i++) {
         w[i] = bf(g0[i]);
         w[16 + i] = bf(g0[i] * 0.5f);
     }
     w[32] = 1.0f;
     w[33] = -0.5f;
+    w[48] = 0.083984375f;
+    w[64] = bf(0.01f);
     qn_qparams p;
-    ok(qn_qparams_init(&p, &s.weights, QN_DT_BF16, 1, 48, &err), &err);
-    float amax = qn_quant_absmax(w, 1, 48, 48);
+    ok(qn_qparams_init(&p, &s.weights, QN_DT_BF16, 1, 80, &err), &err);
+    float amax = qn_quant_absmax(w, 1, 80, 80);
     assert_true(amax == 6.0f);
     p.global_scale = qn_nvfp4_global_scale(amax);
     assert_true(p.global_scale == 448.0f);
-    ok(qn_qparams_observe(&p, w, 48, 0, 48, &err), &err);
+    ok(qn_qparams_observe(&p, w, 80, 0, 80, &err), &err);
     assert_true(p.scale[0] == 448.0f);
     assert_true(p.scale[1] == 224.0f);
     assert_true(p.scale[2] == 72.0f);
     assert_int_equal(qn_f32_to_fp8e4m3_sat(p.scale[2]), 0x69); /* 72 = 1.125 * 2^6: (13<<3)|1 */
-    uint8_t q[48];
-    ok(qn_quant_quantize(&p, w, 48, 0, 48, q, 48, &err), &err);
+    assert_true(p.scale[3] == 6.5f);
+    assert_true(p.scale[4] == 0.75f);
+    uint8_t q[80];
+    ok(qn_quant_quantize(&p, w, 80, 0, 80, q, 80, &err), &err);
+    assert_int_equal(q[48], 7);
+    assert_int_equal(q[64], 7);
     assert_memory_equal(q, codes0, 16);
     assert_memory_equal(q + 16, codes0, 16);
     assert_int_equal(q[32], 7);
     assert_int_equal(q[33], 8 | 5); /* -0.5/se = -3.11 -> -3.0, magnitude index 5 */
-    uint8_t packed[24];
-    ok(qn_pack_fp4(q, 1, 48, packed, &err), &err);
+    uint8_t packed[40];
+    ok(qn_pack_fp4(q, 1, 80, packed, &err), &err);
     assert_int_equal(packed[0], 0x00);
     assert_int_equal(packed[1], 0x21);  /* codes 1 (low), 2 (high) */
     assert_int_equal(packed[6], 0x87);  /* codes 7, 8 */
     assert_int_equal(packed[7], 0xFC);  /* codes 12, 15 */
-    uint8_t back[48];
-    ok(qn_unpack_fp4(packed, 1, 48, back, &err), &err);
-    assert_memory_equal(back, q, 48);
-    float dq[48];
-    ok(qn_quant_dequantize(&p, q, 48, 0, 48, dq, 48, &err), &err);
+    uint8_t back[80];
+    ok(qn_unpack_fp4(packed, 1, 80, back, &err), &err);
+    assert_memory_equal(back, q, 80);
+    float dq[80];
+    ok(qn_quant_dequantize(&p, q, 80, 0, 80, dq, 80, &err), &err);
     for (int i = 0; i < 16; i++) {
         assert_true(dq[i] == qn_e2m1_to_f32(codes0[i]));
         assert_true(dq[16 + i] == 0.5f * qn_e2m1_to_f32(codes0[i]));
     }
     assert_true(dq[32] == 0.96484375f);
     assert_true(dq[34] == 0.0f);
+    assert_true(dq[48] == 0.0869140625f);
+    assert_true(dq[64] == 0.01007080078125f);
     /* all-zero tensor: global scale 1, local scale 0.125 (fp8 eps) */
     float z[16] = {0};
     assert_true(qn_nvfp4_global_scale(qn_quant_absmax(z, 1, 16, 16)) == 1.0f);
@@ -431,7 +468,7 @@ static void test_nvfp4(void **state) {
     qn_qparams_free(&pz);
     /* tensor_group without a global scale is refused */
     p.global_scale = 0;
-    assert_int_equal(qn_qparams_observe(&p, w, 48, 0, 48, &err), QN_ERR_INVALID_ARG);
+    assert_int_equal(qn_qparams_observe(&p, w, 80, 0, 80, &err), QN_ERR_INVALID_ARG);
     qn_qparams_free(&p);
     qn_quant_scheme_free(&s);
 }
@@ -922,48 +959,31 @@ static void test_mse_observer_outlier(void **state) {
 
 /* The grid search with early stopping shared by all rows of one call, written the way
  * llm-compressor's loop reads (per step: every row's candidate error; stop after `patience` steps
- * in which no row improved), compared with qn_qparams_observe on a multi-row weight. */
-static void test_mse_global_early_stop(void **state) {
-    (void)state;
+ * in which no row improved). Fills the chosen scale of each row. */
+static void mse_reference(const qn_quant_args *a, const float *w, int R, int C, int K, int patience,
+                          float *scale) {
     qn_error err = {0};
-    enum { R = 6, C = 64 };
-    float w[R * C];
-    uint32_t s = 3;
-    for (int i = 0; i < R * C; i++) {
-        s = s * 1664525u + 1013904223u;
-        w[i] = bf(((float)(s >> 8) / 16777216.0f) * 2.0f - 1.0f);
-    }
-    w[0 * C + 5] = 3.0f;   /* outlier rows: improve over several steps */
-    w[3 * C + 9] = -5.0f;
-    for (int c = 0; c < C; c++) w[4 * C + c] = bf((c % 2) ? 0.5f : -0.5f);
-    qn_quant_args a = int_args(4, QN_STRATEGY_CHANNEL, 1, 0);
-    strcpy(a.observer, "mse");
-    strcpy(a.observer_kwargs, "{\"patience\": 2, \"maxshrink\": 0.3}");
-    qn_qparams p;
-    ok(qn_qparams_init(&p, &a, QN_DT_BF16, R, C, &err), &err);
-    ok(qn_qparams_observe(&p, w, C, 0, C, &err), &err);
-    /* reference */
-    float best[R], bmin[R], bmax[R], mn[R], mx[R];
+    float best[8], bmin[8], bmax[8], mn[8], mx[8];
     for (int r = 0; r < R; r++) {
         mn[r] = mx[r] = w[r * C];
         for (int c = 0; c < C; c++) {
             if (w[r * C + c] < mn[r]) mn[r] = w[r * C + c];
             if (w[r * C + c] > mx[r]) mx[r] = w[r * C + c];
         }
-        best[r] = 3.38953139e38f;
+        best[r] = 3.38953139e38f; /* torch.finfo(bfloat16).max */
         bmin[r] = mn[r];
         bmax[r] = mx[r];
     }
     int no_improve = 0;
-    for (int i = 0; i < 30; i++) {
+    for (int i = 0; i < K; i++) {
         double pf = 1.0 - i / 100.0;
         int any = 0;
         for (int r = 0; r < R; r++) {
             float smn = bf((float)pf * mn[r]), smx = bf((float)pf * mx[r]), sc, zp;
-            ok(qn_quant_calc_qparams(&a, QN_DT_BF16, &smn, &smx, 1, 0, &sc, &zp, &err), &err);
-            float q[C];
-            memcpy(q, w + r * C, sizeof q);
-            ok(qn_quant_fake_tensor(&a, QN_DT_BF16, q, C, sc, 0, &err), &err);
+            ok(qn_quant_calc_qparams(a, QN_DT_BF16, &smn, &smx, 1, 0, &sc, &zp, &err), &err);
+            float q[64];
+            memcpy(q, w + r * C, sizeof(float) * (size_t)C);
+            ok(qn_quant_fake_tensor(a, QN_DT_BF16, q, (size_t)C, sc, 0, &err), &err);
             double e = 0;
             for (int c = 0; c < C; c++) e += bf(powf(fabsf(bf(q[c] - w[r * C + c])), 2.4f));
             float ef = bf((float)e);
@@ -975,13 +995,39 @@ static void test_mse_global_early_stop(void **state) {
             }
         }
         if (any) no_improve = 0;
-        else if (++no_improve >= 2) break;
+        else if (++no_improve >= patience) break;
     }
-    for (int r = 0; r < R; r++) {
-        float sc;
-        ok(qn_quant_calc_qparams(&a, QN_DT_BF16, &bmin[r], &bmax[r], 1, 0, &sc, NULL, &err), &err);
-        if (sc != p.scale[r]) fail_msg("row %d: scale %g, reference %g", r, p.scale[r], sc);
+    for (int r = 0; r < R; r++)
+        ok(qn_quant_calc_qparams(a, QN_DT_BF16, &bmin[r], &bmax[r], 1, 0, &scale[r], NULL, &err), &err);
+}
+
+static void test_mse_global_early_stop(void **state) {
+    (void)state;
+    qn_error err = {0};
+    enum { R = 6, C = 64 };
+    float w[R * C];
+    uint32_t s = 6; /* data on which stopping after 2 idle steps changes some row's choice */
+    for (int i = 0; i < R * C; i++) {
+        s = s * 1664525u + 1013904223u;
+        w[i] = bf(((float)(s >> 8) / 16777216.0f) * 2.0f - 1.0f);
     }
+    w[0 * C + 5] = 3.0f; /* outlier rows */
+    w[3 * C + 9] = -5.0f;
+    qn_quant_args a = int_args(4, QN_STRATEGY_CHANNEL, 1, 0);
+    strcpy(a.observer, "mse");
+    strcpy(a.observer_kwargs, "{\"patience\": 2, \"maxshrink\": 0.3}");
+    qn_qparams p;
+    ok(qn_qparams_init(&p, &a, QN_DT_BF16, R, C, &err), &err);
+    ok(qn_qparams_observe(&p, w, C, 0, C, &err), &err);
+    float ref[R], ref3[R], nostop[R];
+    mse_reference(&a, w, R, C, 30, 2, ref);
+    mse_reference(&a, w, R, C, 30, 3, ref3);
+    mse_reference(&a, w, R, C, 30, 1000, nostop);
+    for (int r = 0; r < R; r++)
+        if (ref[r] != p.scale[r]) fail_msg("row %d: scale %g, reference %g", r, p.scale[r], ref[r]);
+    /* the data exercises the stop: patience 3 and no stopping choose differently */
+    assert_true(memcmp(ref, ref3, sizeof ref) != 0);
+    assert_true(memcmp(ref, nostop, sizeof ref) != 0);
     qn_qparams_free(&p);
 }
 

@@ -188,6 +188,7 @@ typedef struct {
 
 void qn_quant_scheme_init(qn_quant_scheme *s);   /* empty: no targets, no args, format null */
 void qn_quant_scheme_free(qn_quant_scheme *s);   /* frees targets; leaves an empty scheme */
+/* Deep copy; `dst` is overwritten (free it first if it held a scheme). */
 qn_status qn_quant_scheme_copy(qn_quant_scheme *dst, const qn_quant_scheme *src, qn_error *err);
 /* Replaces the targets with copies of `targets[0..n)`.
  *   const char *t[] = {"re:.*mlp.*"}; qn_quant_scheme_set_targets(&s, t, 1, &err); */

@@ -7,6 +7,23 @@
  *   qn_tokenizer_encode(tok, "Hello", 5, 1, &ids, &n, &err);    // 1 = add special tokens (post-processor)
  *   char *text; qn_tokenizer_decode(tok, ids, n, 1, &text, &err);  // 1 = skip special tokens
  *   free(ids); free(text); qn_tokenizer_free(tok);
+ *
+ * Semantics follow HF tokenizers (docs/architectures.md §9); the choices that are ours:
+ *   - tokenizer.json components that are not implemented (model other than BPE, BPE dropout,
+ *     normalizers other than NFC/NFD/NFKC/NFKD/Lowercase/Strip/Replace/Prepend, pre-tokenizers
+ *     other than Split/ByteLevel/Metaspace, post-processors other than TemplateProcessing/
+ *     ByteLevel/Bert/Roberta, decoders other than ByteLevel/Replace/ByteFallback/Fuse/Strip/
+ *     Metaspace) fail at load with "<file>: <field>.type '<X>' is not supported".
+ *     "truncation" and "padding" are ignored (transformers turns them off for a plain call).
+ *   - Regexes run on PCRE2 (UTF + UCP, MULTILINE like onig's Ruby syntax).
+ *   - tokenizer_config.json: bos_token / eos_token (string or {"content": ...}) set the BOS /
+ *     EOS ids; for tokenizer_class Llama/CodeLlama/Gemma(Fast), whose transformers class
+ *     rebuilds the post-processor, add_bos_token (default true) / add_eos_token (default
+ *     false) replace the tokenizer.json template. Without a config, BOS / EOS are the
+ *     single-id special tokens before / after $A in the template.
+ *   - encode rejects text that is not valid UTF-8 (QN_ERR_INVALID_ARG, with the offset);
+ *     decode skips ids that have no token, as HF does. Both are safe to call concurrently on
+ *     one tokenizer.
  */
 #ifndef QUENCH_TOKENIZER_H
 #define QUENCH_TOKENIZER_H

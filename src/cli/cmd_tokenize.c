@@ -36,12 +36,13 @@ static int decode_ids(const char *s, int32_t **ids, size_t *n) {
 
 int cmd_tokenize(int argc, char **argv) {
     const char *text = NULL, *file = NULL, *decode = NULL;
-    int no_special = 0, json = 0;
+    int no_special = 0, json = 0, keep_special = 0;
     const cli_opt opts[] = {
         {"--text", CLI_STR, &text, "text to encode", "STRING"},
         {"--file", CLI_STR, &file, "file to encode", "FILE"},
         {"--decode", CLI_STR, &decode, "space-separated ids to decode to text", "IDS"},
         {"--no-special", CLI_FLAG, &no_special, "do not add special tokens (BOS) when encoding", NULL},
+        {"--keep-special", CLI_FLAG, &keep_special, "--decode: keep special tokens such as <s> in the text", NULL},
         {"--json", CLI_FLAG, &json, "ids and pieces as JSON", NULL},
         {0}};
     char *pos[1];
@@ -64,7 +65,7 @@ int cmd_tokenize(int argc, char **argv) {
         char *out = NULL;
         if (decode_ids(decode, &ids, &n)) ret = cli_failf("tokenize", "--decode: expected non-negative integer ids, got '%s'", decode);
         else {
-            if (qn_tokenizer_decode(tok, ids, n, 0, &out, &err)) ret = cli_fail("tokenize", &err);
+            if (qn_tokenizer_decode(tok, ids, n, !keep_special, &out, &err)) ret = cli_fail("tokenize", &err);
             else if (json) {
                 cJSON *o = cJSON_CreateObject();
                 cJSON_AddStringToObject(o, "text", out);

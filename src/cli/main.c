@@ -30,7 +30,6 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
     for (size_t i = 0; i < sizeof k_commands / sizeof *k_commands; i++)
         if (!strcmp(argv[1], k_commands[i].name)) return k_commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "quench: unknown command '%s'\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "quench: unknown command '%s' (see quench --help)\n", argv[1]);
     return 2;
 }

@@ -1,0 +1,101 @@
+/* quench — llm-compressor recipes (YAML) and CLI shortcuts → an ordered list of modifiers, and
+ * compressed-tensors target/ignore matching against a model's modules.
+ *
+ *   qn_recipe *r;
+ *   qn_recipe_load("recipe.yaml", &r, &err);            // or qn_recipe_from_cli("W4A16", ...)
+ *   qn_module mods[] = {{"model.layers.0.self_attn.q_proj", "Linear", 64, 64}, ...};
+ *   qn_recipe_plan plan;
+ *   qn_recipe_resolve(r, mods, n, &plan, &err);          // plan.group_of[i]: config group or -1
+ *   ... qn_recipe_plan_free(&plan); qn_recipe_free(r);
+ *
+ * Matching (compressed-tensors §3.6 of docs/compressed-tensors-format.md): a target/ignore entry
+ * matches a module when it equals the module's full name, or its class name ("Linear"), or — for
+ * "re:" entries — the Python-`re.match` of the regex (anchored at the start, PCRE2 with lookahead)
+ * on the full name or on the class name; plus the suffix rules the spec gives.
+ */
+#ifndef QUENCH_RECIPE_H
+#define QUENCH_RECIPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "quench/quant.h"
+#include "quench/status.h"
+
+/* A module of the model, as compressed-tensors sees it: full dotted name and class name
+ * ("Linear", "Embedding", "LlamaRMSNorm", ...). out/in = weight shape for Linear, else 0. */
+typedef struct {
+    const char *name;
+    const char *class_name;
+    int64_t out, in;
+} qn_module;
+
+typedef enum {
+    QN_MOD_QUANTIZATION,   /* QuantizationModifier (round-to-nearest; data-free unless static activations) */
+    QN_MOD_GPTQ,           /* GPTQModifier */
+    QN_MOD_SPARSEGPT,      /* SparseGPTModifier */
+    QN_MOD_SMOOTHQUANT,    /* SmoothQuantModifier */
+    QN_MOD_AWQ,            /* AWQModifier */
+    QN_MOD_COUNT
+} qn_modifier_kind;
+
+const char *qn_modifier_kind_name(qn_modifier_kind k);   /* "QuantizationModifier", ... */
+
+typedef struct {
+    qn_modifier_kind kind;
+    char *stage;                 /* stage name from the YAML ("" for a flat recipe / CLI) */
+    qn_quant_scheme *groups;     /* config groups, each with its targets (presets expanded) */
+    size_t n_groups;
+    char **ignore;
+    size_t n_ignore;
+    int has_kv_cache_scheme;
+    qn_quant_args kv_cache_scheme;
+    cJSON *params;               /* the modifier's other arguments (block_size, dampening_frac, ...) */
+} qn_modifier;
+
+typedef struct qn_recipe qn_recipe;
+
+/* Parses llm-compressor recipe YAML: either `<stage>: {<name>_modifiers|modifiers: {Modifier: args}}`
+ * stages, or a flat `{Modifier: args}` mapping. QuantizationModifier args: targets, scheme (preset
+ * name, or a mapping preset -> targets), config_groups, ignore, kv_cache_scheme. Unknown keys,
+ * unknown modifiers, and modifiers quench does not run yet are errors naming the file and field. */
+qn_status qn_recipe_load(const char *path, qn_recipe **out, qn_error *err);
+qn_status qn_recipe_parse(const char *yaml, size_t len, const char *name_for_errors, qn_recipe **out,
+                          qn_error *err);
+/* `--scheme NAME [--targets ...] [--ignore ...]`: one QuantizationModifier; targets default to
+ * ["Linear"], ignore to ["lm_head"]. */
+qn_status qn_recipe_from_cli(const char *scheme, const char *const *targets, size_t n_targets,
+                             const char *const *ignore, size_t n_ignore, qn_recipe **out, qn_error *err);
+void qn_recipe_free(qn_recipe *r);
+
+size_t qn_recipe_modifier_count(const qn_recipe *r);
+const qn_modifier *qn_recipe_modifier(const qn_recipe *r, size_t i);
+/* 1 when a modifier needs calibration data (GPTQ, SparseGPT, SmoothQuant, AWQ, static activations,
+ * kv cache scales); 0 for data-free recipes (weight RTN, dynamic activations). */
+int qn_recipe_needs_calibration(const qn_recipe *r);
+/* The YAML text the recipe came from (or an equivalent one for CLI recipes), for recipe.yaml. */
+const char *qn_recipe_yaml(const qn_recipe *r);
+
+/* 1 if `target` (exact name, class name, or "re:regex") matches the module; -1 with err on a bad regex. */
+int qn_target_matches(const char *target, const qn_module *m, qn_error *err);
+
+/* Which config group each module falls in, over all quantizing modifiers of the recipe (the
+ * last modifier that assigns a module wins, as llm-compressor applies them in order). */
+typedef struct {
+    size_t n_modules;
+    int *group_of;              /* [n_modules]: index into groups, or -1 (not quantized) */
+    int *ignored;               /* [n_modules]: 1 when an ignore entry matched a targeted module */
+    const qn_quant_scheme *groups;   /* borrowed from the recipe, merged in order */
+    size_t n_groups;
+    const qn_quant_args *kv_cache_scheme;   /* NULL if none */
+} qn_recipe_plan;
+
+/* Errors: a target or ignore entry that matches no module (naming the entry and the modifier),
+ * a regex that does not compile, fused shards (q/k/v, gate/up) in different groups. */
+qn_status qn_recipe_resolve(const qn_recipe *r, const qn_module *mods, size_t n, qn_recipe_plan *plan,
+                            qn_error *err);
+void qn_recipe_plan_free(qn_recipe_plan *plan);
+
+#endif
