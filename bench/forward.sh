@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh build >/dev/null
 M=bench/out/tinyllama-1.1b-4l
+mkdir -p bench/out
 [ -f "$M/config.json" ] || build/bench/make_model --preset tinyllama-1.1b --layers 4 --out "$M"
 N=$(nproc)
 for t in 1 "$N"; do

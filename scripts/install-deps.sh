@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs quench's build and test dependencies from Debian's packages (idempotent).
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libopenblas-dev liblapacke-dev libyaml-dev libcjson-dev
+pkgs=(build-essential cmake pkg-config libopenblas-dev libopenblas-openmp-dev liblapacke-dev libyaml-dev libcjson-dev
       libpcre2-dev libutf8proc-dev libcmocka-dev jq)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -199,6 +199,7 @@ struct qn_scratch {
     int64_t max_t, max_ctx;
     float *xn, *q, *k, *v, *att, *gate, *up, *tmp;
     float *scores;     /* [nthreads, max_ctx] */
+    float *probs;      /* [max_t, max_ctx] attention probabilities of one head (prefill) */
     int nthreads;
     float *inv_freq;   /* [rot_dim / 2] */
     int64_t rot_dim;
@@ -227,6 +228,8 @@ qn_status qn_scratch_create(const qn_model_config *c, int64_t max_t, int64_t max
     s->up = malloc(sizeof(float) * max_t * I);
     s->tmp = malloc(sizeof(float) * max_t * H);
     s->scores = malloc(sizeof(float) * max_ctx * s->nthreads);
+    /* the prefill path needs T x ctx scores; bounded so huge contexts fall back to the loops */
+    if (max_t >= 16 && (double)max_t * (double)max_ctx <= 64.0 * 1024 * 1024) s->probs = malloc(sizeof(float) * max_t * max_ctx);
     s->rot_dim = (int64_t)(c->head_dim * c->partial_rotary_factor);
     if (s->rot_dim < 2 || s->rot_dim > c->head_dim) s->rot_dim = c->head_dim;
     s->rot_dim &= ~(int64_t)1;
@@ -261,7 +264,7 @@ qn_status qn_scratch_create(const qn_model_config *c, int64_t max_t, int64_t max
 void qn_scratch_free(qn_scratch *s) {
     if (!s) return;
     free(s->xn); free(s->q); free(s->k); free(s->v); free(s->att);
-    free(s->gate); free(s->up); free(s->tmp); free(s->scores); free(s->inv_freq);
+    free(s->gate); free(s->up); free(s->tmp); free(s->scores); free(s->probs); free(s->inv_freq);
     free(s);
 }
 
@@ -307,38 +310,65 @@ static void rope_rows(float *x, int64_t T, int64_t heads, int64_t hd, int64_t po
     }
 }
 
-/* Causal GQA attention: q [T, nh*hd] at positions pos0.., keys/values kc/vc [pos0+T, nkv*hd]. */
+/* Causal GQA attention: q [T, nh*hd] at positions pos0.., keys/values kc/vc [pos0+T, nkv*hd].
+ * Prefill (T >= 16): per head, scores = Q_h·K_hᵀ and out = P·V_h as two sgemm calls (the
+ * masked upper triangle is computed and discarded: cheaper than scalar loops); decoding (small T):
+ * scalar loops parallel over heads × tokens. */
+static void softmax_causal_row(float *sc, int64_t n, float scale) {
+    float mx = -INFINITY;
+    for (int64_t u = 0; u < n; u++) {
+        sc[u] *= scale;
+        if (sc[u] > mx) mx = sc[u];
+    }
+    float sum = 0.0f;
+    for (int64_t u = 0; u < n; u++) {
+        sc[u] = expf(sc[u] - mx);
+        sum += sc[u];
+    }
+    float inv = 1.0f / sum;
+    for (int64_t u = 0; u < n; u++) sc[u] *= inv;
+}
+
 static void attention(const qn_model_config *c, const float *q, const float *kc, const float *vc, int64_t T,
                       int64_t pos0, float *out, qn_scratch *s) {
     int64_t nh = c->num_attention_heads, nkv = c->num_key_value_heads, hd = c->head_dim;
-    int64_t group = nh / nkv, qs = nh * hd, ks = nkv * hd;
+    int64_t group = nh / nkv, qs = nh * hd, ks = nkv * hd, S = pos0 + T;
     float scale = 1.0f / sqrtf((float)hd);
+    if (T >= 16 && s->probs) {
+        for (int64_t h = 0; h < nh; h++) {
+            int64_t kh = h / group;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)S, (int)hd, 1.0f, q + h * hd, (int)qs,
+                        kc + kh * hd, (int)ks, 0.0f, s->probs, (int)S);
+#pragma omp parallel for schedule(dynamic, 8)
+            for (int64_t t = 0; t < T; t++) {
+                float *row = s->probs + t * S;
+                int64_t n = pos0 + t + 1;
+                softmax_causal_row(row, n, scale);
+                for (int64_t u = n; u < S; u++) row[u] = 0.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)S, 1.0f, s->probs, (int)S,
+                        vc + kh * hd, (int)ks, 0.0f, out + h * hd, (int)qs);
+        }
+        return;
+    }
 #pragma omp parallel for collapse(2) schedule(dynamic, 4)
     for (int64_t h = 0; h < nh; h++) {
         for (int64_t t = 0; t < T; t++) {
             float *sc = s->scores + (int64_t)omp_get_thread_num() * s->max_ctx;
             const float *qv = q + t * qs + h * hd;
             int64_t kh = h / group, n = pos0 + t + 1;
-            float mx = -INFINITY;
             for (int64_t u = 0; u < n; u++) {
                 const float *kv = kc + u * ks + kh * hd;
                 float d = 0.0f;
                 for (int64_t i = 0; i < hd; i++) d += qv[i] * kv[i];
-                d *= scale;
                 sc[u] = d;
-                if (d > mx) mx = d;
             }
-            float sum = 0.0f;
-            for (int64_t u = 0; u < n; u++) {
-                sc[u] = expf(sc[u] - mx);
-                sum += sc[u];
-            }
-            float inv = 1.0f / sum;
+            softmax_causal_row(sc, n, scale);
             float *o = out + t * qs + h * hd;
             for (int64_t i = 0; i < hd; i++) o[i] = 0.0f;
             for (int64_t u = 0; u < n; u++) {
                 const float *vv = vc + u * ks + kh * hd;
-                float p = sc[u] * inv;
+                float p = sc[u];
                 for (int64_t i = 0; i < hd; i++) o[i] += p * vv[i];
             }
         }
