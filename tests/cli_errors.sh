@@ -38,7 +38,8 @@ mkdir -p "$tmp/badjson"; cp "$SRC/models/stories260K/"* "$tmp/badjson/"; head -c
 expect_error "truncated config.json" "badjson/config.json" "$Q" info "$tmp/badjson"
 mkdir -p "$tmp/shape"; cp "$SRC/models/stories260K/"* "$tmp/shape/"; sed -i 's/"intermediate_size": 172/"intermediate_size": 170/' "$tmp/shape/config.json"
 expect_error "shape mismatch" "mlp.gate_proj.weight.*shape" "$Q" ppl "$tmp/shape" --text "$SRC/data/tinystories/tinystories_sample.txt"
-expect_error "unsupported forward" "Qwen3MoeForCausalLM" "$Q" generate "$SHARED/models/tiny-random-qwen3-moe"
+mkdir -p "$tmp/ds"; cp "$SRC/models/stories260K/"* "$tmp/ds/"; printf '{"architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3", "hidden_size": 64, "intermediate_size": 128, "moe_intermediate_size": 32, "num_hidden_layers": 4, "first_k_dense_replace": 1, "num_attention_heads": 4, "num_key_value_heads": 4, "n_routed_experts": 8, "num_experts_per_tok": 2, "n_group": 2, "topk_group": 1, "vocab_size": 512}' > "$tmp/ds/config.json"
+expect_error "unsupported forward" "DeepseekV3ForCausalLM" "$Q" generate "$tmp/ds"
 expect_error "unknown option" "unknown option '--bogus'" "$Q" ppl "$SRC/models/stories260K" --bogus
 expect_error "bad ppl mode" "--mode 'x'" "$Q" ppl "$SRC/models/stories260K" --text "$SRC/data/tinystories/tinystories_sample.txt" --mode x
 expect_error "missing text file" "missing.txt" "$Q" ppl "$SRC/models/stories260K" --text "$tmp/missing.txt"

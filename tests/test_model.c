@@ -226,6 +226,10 @@ static void check_random_model(const char *model_rel) {
 }
 
 static void test_mistral_logits(void **st) { (void)st; check_random_model("models/tiny-random-mistral"); }
+static void test_qwen2_logits(void **st) { (void)st; check_random_model("models/tiny-random-qwen2"); }
+static void test_qwen3_logits(void **st) { (void)st; check_random_model("models/tiny-random-qwen3"); }
+static void test_qwen3_moe_logits(void **st) { (void)st; check_random_model("models/tiny-random-qwen3-moe"); }
+static void test_glm4_moe_logits(void **st) { (void)st; check_random_model("models/tiny-random-glm4-moe"); }
 
 /* KV-cache decoding gives the same logits as a full forward. */
 static void test_kv_cache_matches_full(void **st) {
@@ -249,14 +253,26 @@ static void test_kv_cache_matches_full(void **st) {
     unload(&L);
 }
 
+/* An architecture quench reads configs of but cannot run (DeepSeek-V3, MLA attention). */
 static void test_unsupported_arch_refused(void **st) {
     (void)st;
+    char *dir = tu_tmpdir();
+    char path[1024];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    const char *cfg = "{\"architectures\": [\"DeepseekV3ForCausalLM\"], \"model_type\": \"deepseek_v3\", "
+                      "\"hidden_size\": 64, \"intermediate_size\": 128, \"moe_intermediate_size\": 32, "
+                      "\"num_hidden_layers\": 4, \"first_k_dense_replace\": 1, \"num_attention_heads\": 4, \"num_key_value_heads\": 4, "
+                      "\"n_routed_experts\": 8, \"num_experts_per_tok\": 2, \"n_group\": 2, \"topk_group\": 1, "
+                      "\"vocab_size\": 512}";
+    assert_int_equal(tu_write_file(path, cfg, strlen(cfg)), 0);
     qn_model *m = NULL;
     qn_error err = {0};
-    char *dir = tu_shared("models/tiny-random-qwen3-moe");
     assert_int_not_equal(qn_model_open(dir, &m, &err), QN_OK);
     assert_null(m);
+    print_message("%s\n", err.msg);
     assert_non_null(strstr(err.msg, "config.json"));
+    assert_non_null(strstr(err.msg, "DeepseekV3ForCausalLM"));
+    tu_rmrf(dir);
     free(dir);
 }
 
@@ -265,6 +281,8 @@ int main(void) {
         cmocka_unit_test(test_stories_greedy),   cmocka_unit_test(test_hd64_greedy),
         cmocka_unit_test(test_stories_logits),   cmocka_unit_test(test_stories_ppl),
         cmocka_unit_test(test_hd64_ppl),         cmocka_unit_test(test_mistral_logits),
+        cmocka_unit_test(test_qwen2_logits),     cmocka_unit_test(test_qwen3_logits),
+        cmocka_unit_test(test_qwen3_moe_logits), cmocka_unit_test(test_glm4_moe_logits),
         cmocka_unit_test(test_kv_cache_matches_full), cmocka_unit_test(test_unsupported_arch_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

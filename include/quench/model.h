@@ -43,9 +43,22 @@ typedef enum {
 } qn_linear_id;
 const char *qn_linear_name(qn_linear_id id);   /* "self_attn.q_proj", ..., "mlp.down_proj" */
 
+/* Mixture-of-experts MLP of one layer (Qwen3-MoE softmax router; GLM-4.5 sigmoid router with
+ * e_score_correction_bias, group-limited top-k and a shared expert). */
+typedef struct {
+    int64_t n_experts, top_k;
+    qn_linear router;          /* mlp.gate [E, H] */
+    float *score_bias;         /* mlp.gate.e_score_correction_bias [E] or NULL */
+    qn_linear *experts;        /* [E * 3]: gate_proj, up_proj, down_proj of expert e at 3e.. */
+    int has_shared;
+    qn_linear shared[3];       /* mlp.shared_experts.{gate,up,down}_proj */
+} qn_moe;
+
 typedef struct {
     int64_t index;
-    qn_linear lin[QN_LIN_COUNT];
+    qn_linear lin[QN_LIN_COUNT];   /* gate/up/down unused (w == NULL) in MoE layers */
+    int is_moe;
+    qn_moe moe;
     float *attn_norm;   /* input_layernorm [H] */
     float *mlp_norm;    /* post_attention_layernorm [H] */
     float *q_norm;      /* [hd] or NULL */

@@ -8,10 +8,14 @@
  *   qn_recipe_resolve(r, mods, n, &plan, &err);          // plan.group_of[i]: config group or -1
  *   ... qn_recipe_plan_free(&plan); qn_recipe_free(r);
  *
- * Matching (compressed-tensors §3.6 of docs/compressed-tensors-format.md): a target/ignore entry
- * matches a module when it equals the module's full name, or its class name ("Linear"), or — for
- * "re:" entries — the Python-`re.match` of the regex (anchored at the start, PCRE2 with lookahead)
- * on the full name or on the class name; plus the suffix rules the spec gives.
+ * Matching (compressed-tensors §3.6 of docs/compressed-tensors-format.md; CT utils/match.py): a
+ * target/ignore entry matches a module when it equals the module's full name, or its class name
+ * ("Linear"), or — for "re:" entries — when the Python-`re.match` of the regex (anchored at the
+ * start only, PCRE2 with lookahead) succeeds on the full name. As in CT >= 0.11, regexes are not
+ * applied to class names (`_match_class` compares `__name__` exactly; CT <= 0.10 also tried them).
+ * A module is owned by its most specific matching target: exact name, then regexes in
+ * alphabetical order, then class name; only "Linear" modules are quantized (CT applies schemes to
+ * torch.nn.Linear only).
  */
 #ifndef QUENCH_RECIPE_H
 #define QUENCH_RECIPE_H
@@ -46,13 +50,22 @@ const char *qn_modifier_kind_name(qn_modifier_kind k);   /* "QuantizationModifie
 typedef struct {
     qn_modifier_kind kind;
     char *stage;                 /* stage name from the YAML ("" for a flat recipe / CLI) */
-    qn_quant_scheme *groups;     /* config groups, each with its targets (presets expanded) */
+    qn_quant_scheme *groups;     /* config groups, each with its targets (presets expanded). Only
+                                  * quantizing modifiers (Quantization, GPTQ, AWQ) have groups; a
+                                  * group may quantize nothing (preset UNQUANTIZED): it still owns
+                                  * the modules it matches best, which then stay unquantized */
     size_t n_groups;
+    char **group_names;          /* [n_groups]: config_groups keys, or "group_<i>" for schemes */
     char **ignore;
     size_t n_ignore;
     int has_kv_cache_scheme;
     qn_quant_args kv_cache_scheme;
-    cJSON *params;               /* the modifier's other arguments (block_size, dampening_frac, ...) */
+    cJSON *params;               /* the modifier's other arguments with their defaults filled in
+                                  * (GPTQ: block_size, dampening_frac, actorder, offload_hessians;
+                                  * SparseGPT: sparsity, mask_structure, targets, ...; SmoothQuant:
+                                  * smoothing_strength, mappings; AWQ: mappings, duo_scaling,
+                                  * n_grid, ...; all: observer overrides, bypass_divisibility_checks) */
+    char *path;                  /* "quant_stage.quant_modifiers.QuantizationModifier" (for errors) */
 } qn_modifier;
 
 typedef struct qn_recipe qn_recipe;
@@ -64,8 +77,25 @@ typedef struct qn_recipe qn_recipe;
 qn_status qn_recipe_load(const char *path, qn_recipe **out, qn_error *err);
 qn_status qn_recipe_parse(const char *yaml, size_t len, const char *name_for_errors, qn_recipe **out,
                           qn_error *err);
+
+/* Inputs larger than this or nested deeper are rejected. */
+#define QN_RECIPE_MAX_BYTES ((size_t)16 << 20)
+#define QN_RECIPE_MAX_DEPTH 64
+
+/* Which modifiers qn_recipe_parse_ex accepts besides those this version runs (QuantizationModifier).
+ * Without the flag, a recipe naming another modifier is parsed and validated, then refused with
+ * "<name>: GPTQModifier is not supported yet by this version of quench (supported: ...)". */
+#define QN_RECIPE_ALLOW(kind) (1u << (unsigned)(kind))
+#define QN_RECIPE_ALLOW_ALL ((1u << (unsigned)QN_MOD_COUNT) - 1u)
+/* The modifiers qn_recipe_parse / qn_recipe_load accept. */
+#define QN_RECIPE_SUPPORTED QN_RECIPE_ALLOW(QN_MOD_QUANTIZATION)
+
+qn_status qn_recipe_parse_ex(const char *yaml, size_t len, const char *name_for_errors, unsigned flags,
+                             qn_recipe **out, qn_error *err);
+qn_status qn_recipe_load_ex(const char *path, unsigned flags, qn_recipe **out, qn_error *err);
 /* `--scheme NAME [--targets ...] [--ignore ...]`: one QuantizationModifier; targets default to
- * ["Linear"], ignore to ["lm_head"]. */
+ * ["Linear"] (targets NULL or n_targets 0), ignore to ["lm_head"] (ignore NULL; a non-NULL ignore
+ * with n_ignore 0 means no ignore list). The recipe's YAML is the equivalent llm-compressor recipe. */
 qn_status qn_recipe_from_cli(const char *scheme, const char *const *targets, size_t n_targets,
                              const char *const *ignore, size_t n_ignore, qn_recipe **out, qn_error *err);
 void qn_recipe_free(qn_recipe *r);
@@ -90,10 +120,16 @@ typedef struct {
     const qn_quant_scheme *groups;   /* borrowed from the recipe, merged in order */
     size_t n_groups;
     const qn_quant_args *kv_cache_scheme;   /* NULL if none */
+    const char **unmatched_ignore;  /* ignore entries matching no module at all (borrowed strings):
+                                     * allowed, as in llm-compressor / compressed-tensors, which
+                                     * never check them; a CLI may warn about them */
+    size_t n_unmatched_ignore;
 } qn_recipe_plan;
 
-/* Errors: a target or ignore entry that matches no module (naming the entry and the modifier),
- * a regex that does not compile, fused shards (q/k/v, gate/up) in different groups. */
+/* Errors (naming the recipe, the modifier and the entry): a target that matches no module, a
+ * quantizing modifier that quantizes no Linear module, a regex that does not compile or fails to
+ * match, fused shards (q/k/v, gate/up, q_a/kv_a) of one layer or the experts of one MoE layer
+ * quantized differently or partly ignored (vLLM loads them as one layer). */
 qn_status qn_recipe_resolve(const qn_recipe *r, const qn_module *mods, size_t n, qn_recipe_plan *plan,
                             qn_error *err);
 void qn_recipe_plan_free(qn_recipe_plan *plan);

@@ -9,5 +9,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_compress(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 
 #endif

@@ -15,6 +15,8 @@ static const command k_commands[] = {
     {"generate", cmd_generate, "generate text from a prompt (greedy by default)"},
     {"ppl", cmd_ppl, "perplexity of a model on a text file"},
     {"tokenize", cmd_tokenize, "encode text to token ids, or decode ids to text"},
+    {"compress", cmd_compress, "quantize a model (round-to-nearest) into a compressed-tensors checkpoint"},
+    {"compare", cmd_compare, "original vs compressed: perplexity, KL, top-1 agreement, size, weight error"},
     {"plan", cmd_plan, "hardware planning from config.json: parameters, sizes, TP, KV cache, context"},
 };
 

@@ -54,7 +54,8 @@ const char *qn_supported_architectures(void) {
 }
 
 int qn_config_forward_supported(const qn_model_config *cfg) {
-    return cfg && (cfg->arch == QN_ARCH_LLAMA || cfg->arch == QN_ARCH_MISTRAL);
+    return cfg && (cfg->arch == QN_ARCH_LLAMA || cfg->arch == QN_ARCH_MISTRAL || cfg->arch == QN_ARCH_QWEN2 ||
+                   cfg->arch == QN_ARCH_QWEN3 || cfg->arch == QN_ARCH_QWEN3_MOE || cfg->arch == QN_ARCH_GLM4_MOE);
 }
 
 int qn_config_layer_is_moe(const qn_model_config *cfg, int64_t layer) {

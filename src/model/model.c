@@ -1,5 +1,6 @@
 /* Model folder: config + tensors, per-layer fp32 weights, and the dense decoder-layer forward. */
 #include "quench/model.h"
+#include "quench/export.h"   /* compressed-tensors folders: dequantize on load */
 
 #include <cblas.h>
 #undef I /* complex.h (pulled in by openblas) defines I */
@@ -10,6 +11,8 @@
 #include <string.h>
 
 /* ---------- model folder ---------- */
+
+#define QN_MAX_EXPERT_GROUPS 64   /* n_group bound of the router (DeepSeek-V3 uses 8) */
 
 static const char *const k_linear_names[QN_LIN_COUNT] = {
     "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -40,6 +43,9 @@ static int linear_has_bias(const qn_model_config *c, qn_linear_id id) {
 /* Finds `name` and checks a float dtype and the expected shape (ndim 1 or 2). */
 static qn_status find_checked(const qn_model *m, const char *name, int ndim, int64_t d0, int64_t d1,
                               const qn_tensor **out, qn_error *err) {
+    *out = NULL;
+    if (m->cfg.has_quantization_config && qn_ct_is_compressed(m->tensors, name))
+        return qn_ct_check_weight(m->dir, m->tensors, name, d0, d1, err);
     const qn_tensor *t = qn_st_set_find(m->tensors, name);
     if (!t)
         return qn_error_set(err, QN_ERR_NOT_FOUND, "%s: tensor '%s' is missing", m->dir, name);
@@ -60,19 +66,58 @@ static qn_status find_checked(const qn_model *m, const char *name, int ndim, int
     return QN_OK;
 }
 
+/* Checks `<prefix>.weight` [out, in] (and `<prefix>.bias` [out] when bias). */
+static qn_status check_linear(const qn_model *m, const char *prefix, int64_t out, int64_t in, int bias, qn_error *err) {
+    char name[320];
+    const qn_tensor *t;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    qn_status st = find_checked(m, name, 2, out, in, &t, err);
+    if (st || !bias) return st;
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    return find_checked(m, name, 1, out, 0, &t, err);
+}
+
+/* The MoE MLP's shapes: expert width Im; shared expert width Im * n_shared. */
+static int64_t moe_shared_width(const qn_model_config *c) {
+    return c->shared_expert_intermediate_size > 0 ? c->shared_expert_intermediate_size
+                                                  : c->moe_intermediate_size * c->n_shared_experts;
+}
+
+static const char *const k_mlp_proj[3] = {"gate_proj", "up_proj", "down_proj"};
+
 static qn_status check_layer_tensors(const qn_model *m, int64_t i, qn_error *err) {
     const qn_model_config *c = &m->cfg;
     char name[256];
     const qn_tensor *t;
     qn_status st;
+    int moe = qn_config_layer_is_moe(c, i);
+    int64_t H = c->hidden_size;
     for (int id = 0; id < QN_LIN_COUNT; id++) {
+        if (moe && id >= QN_LIN_GATE) break;
         int64_t o, in;
         linear_shape(c, (qn_linear_id)id, &o, &in);
-        snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)i, k_linear_names[id]);
-        if ((st = find_checked(m, name, 2, o, in, &t, err))) return st;
-        if (linear_has_bias(c, (qn_linear_id)id)) {
-            snprintf(name, sizeof name, "model.layers.%lld.%s.bias", (long long)i, k_linear_names[id]);
-            if ((st = find_checked(m, name, 1, o, 0, &t, err))) return st;
+        snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)i, k_linear_names[id]);
+        if ((st = check_linear(m, name, o, in, linear_has_bias(c, (qn_linear_id)id), err))) return st;
+    }
+    if (moe) {
+        int64_t Im = c->moe_intermediate_size;
+        snprintf(name, sizeof name, "model.layers.%lld.mlp.gate", (long long)i);
+        if ((st = check_linear(m, name, c->num_experts, H, 0, err))) return st;
+        if (c->arch == QN_ARCH_GLM4_MOE || c->arch == QN_ARCH_DEEPSEEK_V3) {
+            snprintf(name, sizeof name, "model.layers.%lld.mlp.gate.e_score_correction_bias", (long long)i);
+            if ((st = find_checked(m, name, 1, c->num_experts, 0, &t, err))) return st;
+        }
+        for (int64_t e = 0; e < c->num_experts; e++)
+            for (int p = 0; p < 3; p++) {
+                snprintf(name, sizeof name, "model.layers.%lld.mlp.experts.%lld.%s", (long long)i, (long long)e, k_mlp_proj[p]);
+                if ((st = check_linear(m, name, p == 2 ? H : Im, p == 2 ? Im : H, 0, err))) return st;
+            }
+        if (c->n_shared_experts > 0) {
+            int64_t S = moe_shared_width(c);
+            for (int p = 0; p < 3; p++) {
+                snprintf(name, sizeof name, "model.layers.%lld.mlp.shared_experts.%s", (long long)i, k_mlp_proj[p]);
+                if ((st = check_linear(m, name, p == 2 ? H : S, p == 2 ? S : H, 0, err))) return st;
+            }
         }
     }
     snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)i);
@@ -88,11 +133,10 @@ static qn_status check_layer_tensors(const qn_model *m, int64_t i, qn_error *err
     return QN_OK;
 }
 
-/* The output head: lm_head.weight unless tied (or absent and tied). */
-static const qn_tensor *lm_head_tensor(const qn_model *m) {
-    const qn_tensor *t = qn_st_set_find(m->tensors, "lm_head.weight");
-    if (t && !m->cfg.tie_word_embeddings) return t;
-    return qn_st_set_find(m->tensors, "model.embed_tokens.weight");
+/* The output head: lm_head.weight unless tied (qn_model_open checked it exists, possibly
+ * stored compressed). */
+static const char *lm_head_name(const qn_model *m) {
+    return m->cfg.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
 }
 
 qn_status qn_model_open(const char *dir, qn_model **out, qn_error *err) {
@@ -104,8 +148,14 @@ qn_status qn_model_open(const char *dir, qn_model **out, qn_error *err) {
     if (st) { free(m->dir); free(m); return st; }
     if (!qn_config_forward_supported(&m->cfg)) {
         st = qn_error_set(err, QN_ERR_UNSUPPORTED,
-                          "%s/config.json: architecture %s has no forward pass in quench yet (forward supported: LlamaForCausalLM, MistralForCausalLM)",
+                          "%s/config.json: architecture %s has no forward pass in quench yet (forward supported: LlamaForCausalLM, "
+                          "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, Glm4MoeForCausalLM)",
                           dir, m->cfg.architecture);
+        goto fail;
+    }
+    if (m->cfg.num_experts > 0 && m->cfg.n_group > QN_MAX_EXPERT_GROUPS) {
+        st = qn_error_set(err, QN_ERR_UNSUPPORTED, "%s/config.json: n_group %lld exceeds the %d expert groups quench supports",
+                          dir, (long long)m->cfg.n_group, QN_MAX_EXPERT_GROUPS);
         goto fail;
     }
     if ((st = qn_st_set_open_dir(dir, &m->tensors, err))) goto fail;
@@ -135,6 +185,8 @@ void qn_model_close(qn_model *m) {
 /* ---------- per-layer weights ---------- */
 
 static qn_status load_f32(const qn_model *m, const char *name, float **out, qn_error *err) {
+    if (m->cfg.has_quantization_config && qn_ct_is_compressed(m->tensors, name))
+        return qn_ct_load_weight(m->dir, m->tensors, name, out, err);
     const qn_tensor *t = qn_st_set_find(m->tensors, name);
     if (!t) return qn_error_set(err, QN_ERR_NOT_FOUND, "%s: tensor '%s' is missing", m->dir, name);
     int64_t n = qn_tensor_numel(t);
@@ -146,6 +198,24 @@ static qn_status load_f32(const qn_model *m, const char *name, float **out, qn_e
     return QN_OK;
 }
 
+static qn_status load_linear(const qn_model *m, const char *prefix, int64_t out, int64_t in, int bias, qn_linear *lin,
+                             qn_error *err) {
+    char name[320];
+    lin->out = out;
+    lin->in = in;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    qn_status st = load_f32(m, name, &lin->w, err);
+    if (st || !bias) return st;
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    return load_f32(m, name, &lin->b, err);
+}
+
+static void free_linear(qn_linear *l) {
+    free(l->w);
+    free(l->b);
+    l->w = l->b = NULL;
+}
+
 qn_status qn_layer_load(const qn_model *m, int64_t index, qn_layer *l, qn_error *err) {
     memset(l, 0, sizeof *l);
     l->index = index;
@@ -154,14 +224,40 @@ qn_status qn_layer_load(const qn_model *m, int64_t index, qn_layer *l, qn_error 
         return qn_error_set(err, QN_ERR_INVALID_ARG, "layer %lld out of range", (long long)index);
     char name[256];
     qn_status st;
+    l->is_moe = qn_config_layer_is_moe(c, index);
+    int64_t H = c->hidden_size;
     for (int id = 0; id < QN_LIN_COUNT; id++) {
-        qn_linear *lin = &l->lin[id];
-        linear_shape(c, (qn_linear_id)id, &lin->out, &lin->in);
-        snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)index, k_linear_names[id]);
-        if ((st = load_f32(m, name, &lin->w, err))) goto fail;
-        if (linear_has_bias(c, (qn_linear_id)id)) {
-            snprintf(name, sizeof name, "model.layers.%lld.%s.bias", (long long)index, k_linear_names[id]);
-            if ((st = load_f32(m, name, &lin->b, err))) goto fail;
+        if (l->is_moe && id >= QN_LIN_GATE) break;
+        int64_t o, in;
+        linear_shape(c, (qn_linear_id)id, &o, &in);
+        snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)index, k_linear_names[id]);
+        if ((st = load_linear(m, name, o, in, linear_has_bias(c, (qn_linear_id)id), &l->lin[id], err))) goto fail;
+    }
+    if (l->is_moe) {
+        qn_moe *moe = &l->moe;
+        int64_t Im = c->moe_intermediate_size, E = c->num_experts;
+        moe->n_experts = E;
+        moe->top_k = c->num_experts_per_tok;
+        snprintf(name, sizeof name, "model.layers.%lld.mlp.gate", (long long)index);
+        if ((st = load_linear(m, name, E, H, 0, &moe->router, err))) goto fail;
+        if (c->arch == QN_ARCH_GLM4_MOE || c->arch == QN_ARCH_DEEPSEEK_V3) {
+            snprintf(name, sizeof name, "model.layers.%lld.mlp.gate.e_score_correction_bias", (long long)index);
+            if ((st = load_f32(m, name, &moe->score_bias, err))) goto fail;
+        }
+        moe->experts = calloc((size_t)E * 3, sizeof *moe->experts);
+        if (!moe->experts) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for %lld experts", (long long)E); goto fail; }
+        for (int64_t e = 0; e < E; e++)
+            for (int p = 0; p < 3; p++) {
+                snprintf(name, sizeof name, "model.layers.%lld.mlp.experts.%lld.%s", (long long)index, (long long)e, k_mlp_proj[p]);
+                if ((st = load_linear(m, name, p == 2 ? H : Im, p == 2 ? Im : H, 0, &moe->experts[3 * e + p], err))) goto fail;
+            }
+        if (c->n_shared_experts > 0) {
+            int64_t S = moe_shared_width(c);
+            moe->has_shared = 1;
+            for (int p = 0; p < 3; p++) {
+                snprintf(name, sizeof name, "model.layers.%lld.mlp.shared_experts.%s", (long long)index, k_mlp_proj[p]);
+                if ((st = load_linear(m, name, p == 2 ? H : S, p == 2 ? S : H, 0, &moe->shared[p], err))) goto fail;
+            }
         }
     }
     snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)index);
@@ -182,9 +278,14 @@ fail:
 
 void qn_layer_free(qn_layer *l) {
     if (!l) return;
-    for (int id = 0; id < QN_LIN_COUNT; id++) {
-        free(l->lin[id].w);
-        free(l->lin[id].b);
+    for (int id = 0; id < QN_LIN_COUNT; id++) free_linear(&l->lin[id]);
+    if (l->is_moe) {
+        free_linear(&l->moe.router);
+        free(l->moe.score_bias);
+        if (l->moe.experts)
+            for (int64_t e = 0; e < 3 * l->moe.n_experts; e++) free_linear(&l->moe.experts[e]);
+        free(l->moe.experts);
+        for (int p = 0; p < 3; p++) free_linear(&l->moe.shared[p]);
     }
     free(l->attn_norm);
     free(l->mlp_norm);
@@ -203,6 +304,10 @@ struct qn_scratch {
     int nthreads;
     float *inv_freq;   /* [rot_dim / 2] */
     int64_t rot_dim;
+    /* MoE: router scores [T, E], the routed (expert, weight) pairs [T, k], gathered rows [T, H],
+     * expert output [T, H], tokens of one expert [T] */
+    float *rlogits, *rsc, *rw, *xg, *eo, *ew;
+    int32_t *rsel, *etok;
 };
 
 qn_status qn_scratch_create(const qn_model_config *c, int64_t max_t, int64_t max_ctx, qn_scratch **out,
@@ -216,6 +321,7 @@ qn_status qn_scratch_create(const qn_model_config *c, int64_t max_t, int64_t max
     int64_t H = c->hidden_size, q = c->num_attention_heads * c->head_dim;
     int64_t kv = c->num_key_value_heads * c->head_dim, I = c->intermediate_size;
     if (c->moe_intermediate_size > I) I = c->moe_intermediate_size;
+    if (c->num_experts > 0 && moe_shared_width(c) > I) I = moe_shared_width(c);
     s->max_t = max_t;
     s->max_ctx = max_ctx;
     s->nthreads = omp_get_max_threads();
@@ -230,6 +336,21 @@ qn_status qn_scratch_create(const qn_model_config *c, int64_t max_t, int64_t max
     s->scores = malloc(sizeof(float) * max_ctx * s->nthreads);
     /* the prefill path needs T x ctx scores; bounded so huge contexts fall back to the loops */
     if (max_t >= 16 && (double)max_t * (double)max_ctx <= 64.0 * 1024 * 1024) s->probs = malloc(sizeof(float) * max_t * max_ctx);
+    if (c->num_experts > 0) {
+        int64_t E = c->num_experts, k = c->num_experts_per_tok;
+        s->rlogits = malloc(sizeof(float) * max_t * E);
+        s->rsc = malloc(sizeof(float) * max_t * E);
+        s->rw = malloc(sizeof(float) * max_t * k);
+        s->rsel = malloc(sizeof(int32_t) * max_t * k);
+        s->xg = malloc(sizeof(float) * max_t * H);
+        s->eo = malloc(sizeof(float) * max_t * H);
+        s->ew = malloc(sizeof(float) * max_t);
+        s->etok = malloc(sizeof(int32_t) * max_t);
+        if (!s->rlogits || !s->rsc || !s->rw || !s->rsel || !s->xg || !s->eo || !s->ew || !s->etok) {
+            qn_scratch_free(s);
+            return qn_error_set(err, QN_ERR_NOMEM, "out of memory for MoE routing of %lld tokens", (long long)max_t);
+        }
+    }
     s->rot_dim = (int64_t)(c->head_dim * c->partial_rotary_factor);
     if (s->rot_dim < 2 || s->rot_dim > c->head_dim) s->rot_dim = c->head_dim;
     s->rot_dim &= ~(int64_t)1;
@@ -265,6 +386,7 @@ void qn_scratch_free(qn_scratch *s) {
     if (!s) return;
     free(s->xn); free(s->q); free(s->k); free(s->v); free(s->att);
     free(s->gate); free(s->up); free(s->tmp); free(s->scores); free(s->probs); free(s->inv_freq);
+    free(s->rlogits); free(s->rsc); free(s->rw); free(s->rsel); free(s->xg); free(s->eo); free(s->ew); free(s->etok);
     free(s);
 }
 
@@ -380,6 +502,109 @@ static void add_inplace(float *x, const float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }
 
+/* SwiGLU y[T, H] = down(silu(gate(x)) * up(x)) with scratch g/u of [T, inter]. */
+static void swiglu(const qn_linear *gate, const qn_linear *up, const qn_linear *down, const float *x, int64_t T,
+                   float *g, float *u, float *y) {
+    int64_t inter = gate->out;
+    linear_apply(gate, x, T, g);
+    linear_apply(up, x, T, u);
+#pragma omp parallel for if (T * inter > 65536)
+    for (int64_t i = 0; i < T * inter; i++) {
+        float a = g[i];
+        g[i] = a / (1.0f + expf(-a)) * u[i];
+    }
+    linear_apply(down, g, T, y);
+}
+
+/* Top-k routing per token into s->rsel / s->rw (architectures.md §1.5). */
+static void moe_route(const qn_model_config *c, const qn_moe *moe, int64_t T, qn_scratch *s) {
+    int64_t E = moe->n_experts, k = moe->top_k;
+    int sigmoid = moe->score_bias != NULL || c->arch == QN_ARCH_GLM4_MOE || c->arch == QN_ARCH_DEEPSEEK_V3;
+#pragma omp parallel for if (T * E > 4096)
+    for (int64_t t = 0; t < T; t++) {
+        float *lg = s->rlogits + t * E;
+        float *pp = lg, *cc = s->rsc + t * E;   /* probabilities (in place of the logits), selection scores */
+        if (sigmoid) {
+            for (int64_t e = 0; e < E; e++) {
+                pp[e] = 1.0f / (1.0f + expf(-lg[e]));
+                cc[e] = pp[e] + (moe->score_bias ? moe->score_bias[e] : 0.0f);
+            }
+            int64_t ng = c->n_group > 0 ? c->n_group : 1, tg = c->topk_group > 0 ? c->topk_group : ng;
+            if (ng > 1 && E % ng == 0 && tg < ng) {
+                int64_t per = E / ng;
+                float gs[QN_MAX_EXPERT_GROUPS];
+                int keep[QN_MAX_EXPERT_GROUPS];
+                for (int64_t g = 0; g < ng; g++) {   /* group score: sum of the two largest */
+                    float a = -INFINITY, b = -INFINITY;
+                    for (int64_t e = g * per; e < (g + 1) * per; e++) {
+                        if (cc[e] > a) { b = a; a = cc[e]; } else if (cc[e] > b) b = cc[e];
+                    }
+                    gs[g] = a + (per > 1 ? b : 0.0f);
+                    keep[g] = 0;
+                }
+                for (int64_t r = 0; r < tg; r++) {
+                    int64_t best = -1;
+                    for (int64_t g = 0; g < ng; g++)
+                        if (!keep[g] && (best < 0 || gs[g] > gs[best])) best = g;
+                    if (best >= 0) keep[best] = 1;
+                }
+                for (int64_t e = 0; e < E; e++) if (!keep[e / per]) cc[e] = 0.0f;   /* HF masks with 0.0 */
+            }
+        } else {
+            float mx = lg[0];
+            for (int64_t e = 1; e < E; e++) if (lg[e] > mx) mx = lg[e];
+            float sum = 0.0f;
+            for (int64_t e = 0; e < E; e++) { pp[e] = expf(lg[e] - mx); sum += pp[e]; }
+            for (int64_t e = 0; e < E; e++) { pp[e] /= sum; cc[e] = pp[e]; }
+        }
+        int32_t *rs = s->rsel + t * k;
+        float *rw = s->rw + t * k, wsum = 0.0f;
+        for (int64_t j = 0; j < k; j++) {   /* top-k by the selection score, first index wins ties */
+            int64_t best = -1;
+            for (int64_t e = 0; e < E; e++) {
+                int taken = 0;
+                for (int64_t q = 0; q < j; q++) if (rs[q] == e) { taken = 1; break; }
+                if (!taken && (best < 0 || cc[e] > cc[best])) best = e;
+            }
+            rs[j] = (int32_t)best;
+            rw[j] = pp[best];
+            wsum += rw[j];
+        }
+        if (c->norm_topk_prob)
+            for (int64_t j = 0; j < k; j++) rw[j] /= sigmoid ? (wsum + 1e-20f) : wsum;
+        if (sigmoid)
+            for (int64_t j = 0; j < k; j++) rw[j] *= (float)c->routed_scaling_factor;
+    }
+}
+
+/* MoE MLP: route, run each expert on the tokens routed to it, add the weighted outputs (and the
+ * shared expert) to x. */
+static void moe_forward(const qn_model_config *c, const qn_moe *moe, float *x, const float *xn, int64_t T,
+                        qn_scratch *s) {
+    int64_t H = c->hidden_size, E = moe->n_experts, k = moe->top_k;
+    linear_apply(&moe->router, xn, T, s->rlogits);
+    moe_route(c, moe, T, s);
+    for (int64_t e = 0; e < E; e++) {
+        int64_t n = 0;
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t j = 0; j < k; j++)
+                if (s->rsel[t * k + j] == e) { s->etok[n] = (int32_t)t; s->ew[n] = s->rw[t * k + j]; n++; }
+        if (!n) continue;
+        for (int64_t i = 0; i < n; i++) memcpy(s->xg + i * H, xn + (int64_t)s->etok[i] * H, sizeof(float) * H);
+        const qn_linear *ex = &moe->experts[3 * e];
+        swiglu(&ex[0], &ex[1], &ex[2], s->xg, n, s->gate, s->up, s->eo);
+        for (int64_t i = 0; i < n; i++) {
+            float *xr = x + (int64_t)s->etok[i] * H, w = s->ew[i];
+            const float *o = s->eo + i * H;
+            for (int64_t h = 0; h < H; h++) xr[h] += w * o[h];
+        }
+    }
+    if (moe->has_shared) {
+        swiglu(&moe->shared[0], &moe->shared[1], &moe->shared[2], xn, T, s->gate, s->up, s->tmp);
+        add_inplace(x, s->tmp, T * H);
+    }
+}
+
 qn_status qn_layer_forward(const qn_model_config *c, const qn_layer *l, float *x, int64_t T, int64_t pos0,
                            qn_kv_layer *kv, qn_scratch *s, qn_linear_hook hook, void *hook_user,
                            qn_error *err) {
@@ -410,15 +635,19 @@ qn_status qn_layer_forward(const qn_model_config *c, const qn_layer *l, float *x
     /* MLP block */
     rmsnorm_rows(s->xn, x, l->mlp_norm, T, H, c->rms_norm_eps);
     if (hook) hook(hook_user, l->index, QN_LIN_GATE, s->xn, T, H);
-    int64_t I = l->lin[QN_LIN_GATE].out;
+    if (l->is_moe) {
+        moe_forward(c, &l->moe, x, s->xn, T, s);
+        return QN_OK;
+    }
+    int64_t inter = l->lin[QN_LIN_GATE].out;
     linear_apply(&l->lin[QN_LIN_GATE], s->xn, T, s->gate);
     linear_apply(&l->lin[QN_LIN_UP], s->xn, T, s->up);
-#pragma omp parallel for if (T * I > 65536)
-    for (int64_t i = 0; i < T * I; i++) {
+#pragma omp parallel for if (T * inter > 65536)
+    for (int64_t i = 0; i < T * inter; i++) {
         float g = s->gate[i];
         s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
     }
-    if (hook) hook(hook_user, l->index, QN_LIN_DOWN, s->gate, T, I);
+    if (hook) hook(hook_user, l->index, QN_LIN_DOWN, s->gate, T, inter);
     linear_apply(&l->lin[QN_LIN_DOWN], s->gate, T, s->tmp);
     add_inplace(x, s->tmp, T * H);
     return QN_OK;
@@ -478,7 +707,7 @@ qn_status qn_llm_create(const qn_model *m, int64_t max_ctx, qn_llm **out, qn_err
         if (!llm->kv[i].k || !llm->kv[i].v) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for the KV cache"); goto fail; }
     }
     if ((st = load_f32(m, "model.norm.weight", &llm->final_norm, err))) goto fail;
-    if ((st = load_f32(m, lm_head_tensor(m)->name, &llm->lm_head, err))) goto fail;
+    if ((st = load_f32(m, lm_head_name(m), &llm->lm_head, err))) goto fail;
     if ((st = qn_scratch_create(c, max_ctx, max_ctx, &llm->s, err))) goto fail;
     *out = llm;
     return QN_OK;

@@ -1,0 +1,297 @@
+/* quench compress MODEL -o OUT (--recipe FILE | --scheme NAME ...): data-free (round-to-nearest)
+ * compression to a compressed-tensors checkpoint. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "quench/config.h"
+#include "quench/eval.h"
+#include "quench/export.h"
+#include "quench/recipe.h"
+#include "quench/safetensors.h"
+
+#define MAX_LIST 4096
+
+typedef struct {
+    char *items[MAX_LIST];
+    size_t n;
+} str_list;
+
+static void list_free(str_list *l) {
+    for (size_t i = 0; i < l->n; i++) free(l->items[i]);
+    l->n = 0;
+}
+
+/* Appends the comma-separated entries of v (empty entries dropped). */
+static int list_add(str_list *l, const char *v) {
+    const char *p = v;
+    while (1) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        if (len) {
+            if (l->n >= MAX_LIST) return -1;
+            char *s = malloc(len + 1);
+            if (!s) return -1;
+            memcpy(s, p, len);
+            s[len] = 0;
+            l->items[l->n++] = s;
+        }
+        if (!c) break;
+        p = c + 1;
+    }
+    return 0;
+}
+
+/* Bytes of the *.safetensors files of a folder (what a loader reads). */
+static uint64_t safetensors_bytes(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    uint64_t total = 0;
+    struct dirent *e;
+    char p[8192];
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 12 || strcmp(e->d_name + l - 12, ".safetensors")) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (!stat(p, &sb) && S_ISREG(sb.st_mode)) total += (uint64_t)sb.st_size;
+    }
+    closedir(d);
+    return total;
+}
+
+typedef struct {
+    cli_progress p;
+} compress_progress;
+
+static void progress_cb(void *user, int64_t done, int64_t total, uint64_t bytes_done, uint64_t bytes_total) {
+    compress_progress *cp = user;
+    if (!cp->p.enabled) return;
+    double t = cli_now();
+    if (t - cp->p.last < 0.2 && done != total) return;
+    cp->p.last = t;
+    double el = t - cp->p.t0;
+    double mbs = el > 0 ? (double)bytes_done / el / 1e6 : 0;
+    double eta = bytes_done > 0 ? el * (double)(bytes_total - bytes_done) / (double)bytes_done : 0;
+    fprintf(stderr, "\rcompress: layer %lld/%lld  %.1f MB/s  ETA %.1fs   ", (long long)done, (long long)total, mbs, eta);
+}
+
+/* One line naming what in the recipe needs calibration data. */
+static void calibration_reason(const qn_recipe *r, char *buf, size_t n) {
+    size_t k = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < qn_recipe_modifier_count(r) && k < n; i++) {
+        const qn_modifier *m = qn_recipe_modifier(r, i);
+        const char *why = NULL;
+        char tmp[256];
+        if (m->kind != QN_MOD_QUANTIZATION) {
+            snprintf(tmp, sizeof tmp, "%s (runs on calibration activations)", qn_modifier_kind_name(m->kind));
+            why = tmp;
+        } else if (m->has_kv_cache_scheme) {
+            why = "kv_cache_scheme (k_scale/v_scale come from calibration)";
+        } else {
+            for (size_t g = 0; g < m->n_groups && !why; g++) {
+                const qn_quant_scheme *s = &m->groups[g];
+                if (s->has_weights && !strcmp(s->weights.observer, "imatrix_mse")) {
+                    snprintf(tmp, sizeof tmp, "the imatrix_mse observer of config group %zu (activation statistics)", g);
+                    why = tmp;
+                } else if (s->has_input_activations && s->input_activations.dynamic != QN_DYNAMIC_TRUE) {
+                    snprintf(tmp, sizeof tmp, "static input activations of config group %zu (input_scale%s)", g,
+                             s->input_activations.dynamic == QN_DYNAMIC_LOCAL ? "/input_global_scale" : "");
+                    why = tmp;
+                } else if (s->has_output_activations && s->output_activations.dynamic != QN_DYNAMIC_TRUE) {
+                    snprintf(tmp, sizeof tmp, "static output activations of config group %zu", g);
+                    why = tmp;
+                }
+            }
+        }
+        if (why) k += (size_t)snprintf(buf + k, n - k, "%s%s", k ? "; " : "", why);
+    }
+    if (!buf[0]) snprintf(buf, n, "the recipe");
+}
+
+static void sample(const char *dir, const char *prompt) {
+    qn_model_config cfg;
+    qn_error err = {0};
+    if (qn_config_load_dir(dir, &cfg, &err)) return;
+    int ok = qn_config_forward_supported(&cfg);
+    qn_config_free(&cfg);
+    if (!ok) {
+        printf("sample          (skipped: quench has no forward pass for this architecture)\n");
+        return;
+    }
+    qn_model *m;
+    qn_tokenizer *tok;
+    if (cli_load_model("compress", dir, 0, &m, &tok, NULL)) return;
+    int32_t *pids = NULL;
+    size_t pn = 0;
+    qn_llm *llm = NULL;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    char *text = NULL;
+    const int64_t max_new = 32;
+    if (qn_tokenizer_encode(tok, prompt, strlen(prompt), 1, &pids, &pn, &err)) goto fail;
+    if (pn == 0) { free(pids); cli_unload_model(m, tok, NULL); return; }
+    int64_t ctx = (int64_t)pn + max_new;
+    if (ctx > m->cfg.max_position_embeddings) ctx = m->cfg.max_position_embeddings;
+    if (ctx <= (int64_t)pn) goto done;
+    if (qn_llm_create(m, ctx, &llm, &err)) goto fail;
+    qn_gen_opts o = {.max_new_tokens = ctx - (int64_t)pn, .temperature = 0, .top_p = 1, .seed = 0,
+                     .stop_ids = m->cfg.eos_token_ids, .n_stop = m->cfg.n_eos};
+    if (qn_generate(llm, pids, (int64_t)pn, &o, &ids, &n, &err)) goto fail;
+    if (qn_tokenizer_decode(tok, ids, (size_t)n, 1, &text, &err)) goto fail;
+    for (char *c = text; *c; c++)
+        if (*c == '\n') *c = ' ';
+    printf("sample          %s\n", text);
+    goto done;
+fail:
+    cli_fail("compress", &err);
+done:
+    free(text);
+    free(ids);
+    free(pids);
+    cli_unload_model(m, tok, llm);
+}
+
+static const char k_usage[] =
+    "usage: quench compress MODEL -o OUT (--recipe FILE | --scheme NAME [--targets T,...] [--ignore I,...])\n"
+    "                       [--overwrite] [--max-shard-size 5GB] [--no-sample] [--quiet]\n\n"
+    "Writes a compressed-tensors checkpoint of MODEL to OUT (loadable by vLLM and transformers) with\n"
+    "round-to-nearest quantization. Data-free schemes need no forward pass: weight-only int (W4A16,\n"
+    "W4A16_ASYM, W8A16, ...), FP8_DYNAMIC, FP8_BLOCK, W8A8/INT8 (dynamic activations), NVFP4A16.\n"
+    "Recipes that need calibration (GPTQ, AWQ, SmoothQuant, static activation or KV-cache scales) are\n"
+    "refused. --targets / --ignore take comma-separated lists and may be repeated (defaults: Linear /\n"
+    "lm_head). OUT is written beside itself as OUT.tmp-<pid> and renamed when complete.";
+
+int cmd_compress(int argc, char **argv) {
+    const char *out = NULL, *recipe_path = NULL, *scheme = NULL, *shard = "5GB", *prompt = "Once upon a time";
+    const char *dummy = NULL;
+    int overwrite = 0, no_sample = 0, quiet = 0;
+    const cli_opt opts[] = {
+        {"--output", CLI_STR, &out, "output folder (also -o)", "OUT"},
+        {"--recipe", CLI_STR, &recipe_path, "llm-compressor recipe YAML", "FILE"},
+        {"--scheme", CLI_STR, &scheme, "preset scheme: W4A16, W4A16_ASYM, W8A16, W8A8, INT8, FP8_DYNAMIC, FP8_BLOCK, NVFP4A16, ...", "NAME"},
+        {"--targets", CLI_STR, &dummy, "modules to quantize with --scheme (default Linear); comma list, repeatable", "T,..."},
+        {"--ignore", CLI_STR, &dummy, "modules to leave unquantized (default lm_head); comma list, repeatable", "I,..."},
+        {"--overwrite", CLI_FLAG, &overwrite, "replace an existing non-empty OUT", NULL},
+        {"--max-shard-size", CLI_STR, &shard, "largest safetensors shard (default 5GB; decimal units, or GiB)", "SIZE"},
+        {"--no-sample", CLI_FLAG, &no_sample, "skip the 32-token greedy sample from the compressed model", NULL},
+        {"--sample-prompt", CLI_STR, &prompt, "prompt of the sample (default \"Once upon a time\")", "TEXT"},
+        {"--quiet", CLI_FLAG, &quiet, "no progress output", NULL},
+        {0}};
+    /* -o -> --output; --targets/--ignore collected here (cli_parse keeps one value per option) */
+    str_list targets = {{0}, 0}, ignore = {{0}, 0};
+    int ignore_given = 0;   /* none: the default ["lm_head"]; an explicit empty --ignore= means none */
+    char **av = calloc((size_t)argc + 1, sizeof *av);
+    if (!av) return cli_failf("compress", "out of memory");
+    int ac = 0, rc = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        str_list *l = NULL;
+        const char *v = NULL;
+        if (i > 0 && (!strcmp(a, "--targets") || !strcmp(a, "--ignore"))) {
+            l = a[2] == 't' ? &targets : &ignore;
+            if (i + 1 >= argc) { rc = cli_failf("compress", "option %s needs a value", a) * 2; goto out; }
+            v = argv[++i];
+        } else if (i > 0 && (!strncmp(a, "--targets=", 10) || !strncmp(a, "--ignore=", 9))) {
+            l = a[2] == 't' ? &targets : &ignore;
+            v = strchr(a, '=') + 1;
+        } else if (i > 0 && !strcmp(a, "-o")) {
+            av[ac++] = "--output";
+            continue;
+        }
+        if (l) {
+            if (l == &ignore) ignore_given = 1;
+            if (list_add(l, v)) { rc = cli_failf("compress", "too many --targets/--ignore entries"); goto out; }
+            continue;
+        }
+        av[ac++] = argv[i];
+    }
+    char *pos[1];
+    int np;
+    rc = cli_parse(ac, av, opts, k_usage, pos, 1, &np);
+    if (rc) { rc = rc == 1 ? 0 : 2; goto out; }
+    rc = 2;
+    if (np != 1) { cli_failf("compress", "expected one MODEL folder (see quench compress --help)"); goto out; }
+    if (!out) { cli_failf("compress", "-o OUT is required"); goto out; }
+    if (!recipe_path == !scheme) { cli_failf("compress", "give exactly one of --recipe FILE or --scheme NAME"); goto out; }
+    if (recipe_path && (targets.n || ignore_given)) {
+        cli_failf("compress", "--targets/--ignore go with --scheme; a recipe names its own targets and ignore list");
+        goto out;
+    }
+    uint64_t shard_bytes;
+    if (qn_export_parse_size(shard, &shard_bytes)) { cli_failf("compress", "--max-shard-size '%s' is not a size such as 5GB", shard); goto out; }
+    rc = 1;
+
+    qn_error err = {0};
+    qn_recipe *r = NULL;
+    qn_model_config cfg;
+    int have_cfg = 0, have_plan = 0;
+    qn_st_set *set = NULL;
+    qn_module *mods = NULL;
+    size_t nm = 0;
+    qn_recipe_plan plan;
+    if (recipe_path) {
+        if (qn_recipe_load(recipe_path, &r, &err)) { cli_fail("compress", &err); goto out; }
+    } else if (qn_recipe_from_cli(scheme, (const char *const *)targets.items, targets.n,
+                                  ignore_given ? (const char *const *)ignore.items : NULL, ignore.n, &r, &err)) {
+        cli_fail("compress", &err);
+        goto out;
+    }
+    if (qn_recipe_needs_calibration(r)) {
+        char why[1024];
+        calibration_reason(r, why, sizeof why);
+        cli_failf("compress", "this recipe needs calibration data, which this version does not run: %s. "
+                  "Data-free alternatives: W4A16, W8A16, FP8_DYNAMIC, FP8_BLOCK, W8A8 (dynamic activations)", why);
+        goto cleanup;
+    }
+    if (qn_config_load_dir(pos[0], &cfg, &err)) { cli_fail("compress", &err); goto cleanup; }
+    have_cfg = 1;
+    if (qn_st_set_open_dir(pos[0], &set, &err)) { cli_fail("compress", &err); goto cleanup; }
+    if (qn_export_list_modules(&cfg, set, &mods, &nm, &err)) { cli_fail("compress", &err); goto cleanup; }
+    if (qn_recipe_resolve(r, mods, nm, &plan, &err)) { cli_fail("compress", &err); goto cleanup; }
+    have_plan = 1;
+    uint64_t before = safetensors_bytes(pos[0]);
+    qn_st_set_free(set);   /* the exporter opens its own view */
+    set = NULL;
+    compress_progress cp;
+    cli_progress_init(&cp.p, "compress", quiet);
+    qn_export_opts o = {0};
+    o.recipe_yaml = qn_recipe_yaml(r);
+    o.max_shard_bytes = shard_bytes;
+    o.overwrite = overwrite;
+    o.progress = progress_cb;
+    o.progress_user = &cp;
+    qn_export_stats stats;
+    qn_status st = qn_export_model(pos[0], out, mods, nm, &plan, &o, &stats, &err);
+    cli_progress_end(&cp.p);
+    if (st) { cli_fail("compress", &err); goto cleanup; }
+    uint64_t after = safetensors_bytes(out);
+    char b1[32], b2[32], c1[32];
+    printf("output          %s (%s)\n", out, stats.format);
+    printf("linear layers   %lld quantized, %lld ignored (of %lld)\n", (long long)stats.linear_quantized,
+           (long long)stats.linear_ignored, (long long)stats.linear_total);
+    printf("quantized       %s weights\n", cli_count((double)stats.params_quantized, c1, sizeof c1));
+    printf("size            %s -> %s (%.2fx smaller)\n", cli_bytes((double)before, b1, sizeof b1),
+           cli_bytes((double)after, b2, sizeof b2), after ? (double)before / (double)after : 0.0);
+    printf("time            %.2f s (%.1f MB/s)\n", stats.seconds,
+           stats.seconds > 0 ? (double)stats.bytes_in / stats.seconds / 1e6 : 0.0);
+    fflush(stdout);
+    if (!no_sample) sample(out, prompt);
+    rc = 0;
+cleanup:
+    if (have_plan) qn_recipe_plan_free(&plan);
+    qn_export_modules_free(mods, nm);
+    qn_st_set_free(set);
+    if (have_cfg) qn_config_free(&cfg);
+    qn_recipe_free(r);
+out:
+    list_free(&targets);
+    list_free(&ignore);
+    free(av);
+    return rc;
+}
