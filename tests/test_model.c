@@ -225,6 +225,81 @@ static void check_random_model(const char *model_rel) {
     cJSON_Delete(ref);
 }
 
+/* Layer by layer: hidden states after each decoder layer equal seq.layer_output.i and, for MoE
+ * layers, the selected experts equal seq.moe.i.expert_ids (as sets, HF's GLM top-k is unsorted). */
+static void check_layers(const char *model_rel) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s/reference_tensors.safetensors", model_rel);
+    char *tp = tu_shared(rel), *dir = tu_shared(model_rel);
+    qn_st_file *rt;
+    qn_error err = {0};
+    if (qn_st_file_open(tp, &rt, &err)) fail_msg("%s", err.msg);
+    qn_model *m;
+    if (qn_model_open(dir, &m, &err)) fail_msg("%s", err.msg);
+    const qn_model_config *c = &m->cfg;
+    int64_t H = c->hidden_size, moe_layers = 0;
+    for (int s = 0; s < 2; s++) {
+        char name[96];
+        snprintf(name, sizeof name, "seq%d.input_ids", s);
+        const qn_tensor *it = qn_st_file_find(rt, name);
+        assert_non_null(it);
+        int64_t T = qn_tensor_numel(it);
+        float *idf = malloc(sizeof(float) * T), *x = malloc(sizeof(float) * T * H), *want = malloc(sizeof(float) * T * H);
+        int32_t *ids = malloc(sizeof(int32_t) * T);
+        assert_int_equal(qn_tensor_to_f32(it, idf, &err), QN_OK);
+        for (int64_t t = 0; t < T; t++) ids[t] = (int32_t)idf[t];
+        assert_int_equal(qn_model_embed(m, ids, T, x, &err), QN_OK);
+        qn_scratch *sc;
+        assert_int_equal(qn_scratch_create(c, T, T, &sc, &err), QN_OK);
+        for (int64_t i = 0; i < c->num_hidden_layers; i++) {
+            qn_layer l;
+            if (qn_layer_load(m, i, &l, &err)) fail_msg("%s", err.msg);
+            assert_int_equal(qn_layer_forward(c, &l, x, T, 0, NULL, sc, NULL, NULL, &err), QN_OK);
+            snprintf(name, sizeof name, "seq%d.layer_output.%lld", s, (long long)i);
+            const qn_tensor *lt = qn_st_file_find(rt, name);
+            assert_non_null(lt);
+            assert_int_equal(qn_tensor_to_f32(lt, want, &err), QN_OK);
+            double md = 0, scale = 0;
+            for (int64_t j = 0; j < T * H; j++) { md = fmax(md, fabs(x[j] - want[j])); scale = fmax(scale, fabs(want[j])); }
+            assert_true(md <= 1e-4 * fmax(1.0, scale));
+            if (l.is_moe) {
+                const int32_t *sel;
+                const float *w;
+                int64_t k = qn_scratch_last_routing(sc, &sel, &w);
+                assert_int_equal(k, c->num_experts_per_tok);
+                snprintf(name, sizeof name, "seq%d.moe.%lld.expert_ids", s, (long long)i);
+                const qn_tensor *et = qn_st_file_find(rt, name);
+                assert_non_null(et);
+                assert_int_equal(qn_tensor_numel(et), T * k);
+                float *ef = malloc(sizeof(float) * T * k);
+                assert_int_equal(qn_tensor_to_f32(et, ef, &err), QN_OK);
+                for (int64_t t = 0; t < T; t++)
+                    for (int64_t a = 0; a < k; a++) {
+                        int found = 0;
+                        for (int64_t b = 0; b < k; b++) found |= sel[t * k + b] == (int32_t)ef[t * k + a];
+                        if (!found) fail_msg("%s layer %lld token %lld: expert %d not selected", model_rel, (long long)i, (long long)t, (int)ef[t * k + a]);
+                    }
+                free(ef);
+                moe_layers++;
+            }
+            qn_layer_free(&l);
+        }
+        qn_scratch_free(sc);
+        free(idf); free(x); free(want); free(ids);
+    }
+    if (c->num_experts > 0) assert_true(moe_layers > 0);
+    qn_model_close(m);
+    qn_st_file_free(rt);
+    free(tp); free(dir);
+}
+
+static void test_layers_and_routing(void **st) {
+    (void)st;
+    const char *models[] = {"models/tiny-random-mistral", "models/tiny-random-qwen2", "models/tiny-random-qwen3",
+                            "models/tiny-random-qwen3-moe", "models/tiny-random-glm4-moe"};
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++) check_layers(models[i]);
+}
+
 static void test_mistral_logits(void **st) { (void)st; check_random_model("models/tiny-random-mistral"); }
 static void test_qwen2_logits(void **st) { (void)st; check_random_model("models/tiny-random-qwen2"); }
 static void test_qwen3_logits(void **st) { (void)st; check_random_model("models/tiny-random-qwen3"); }
@@ -283,6 +358,7 @@ int main(void) {
         cmocka_unit_test(test_hd64_ppl),         cmocka_unit_test(test_mistral_logits),
         cmocka_unit_test(test_qwen2_logits),     cmocka_unit_test(test_qwen3_logits),
         cmocka_unit_test(test_qwen3_moe_logits), cmocka_unit_test(test_glm4_moe_logits),
+        cmocka_unit_test(test_layers_and_routing),
         cmocka_unit_test(test_kv_cache_matches_full), cmocka_unit_test(test_unsupported_arch_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

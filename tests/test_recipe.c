@@ -720,8 +720,10 @@ static void test_bad_recipes(void **state) {
     parse_fail("QuantizationModifier:\n\tscheme: W4A16\n", 0, QN_ERR_FORMAT, "malformed YAML", NULL);
     parse_fail("x: &a {scheme: W4A16}\nQuantizationModifier: *a\n", 0, QN_ERR_UNSUPPORTED, "recipe.yaml:1:4:",
                "anchors");
-    parse_fail("QuantizationModifier: !python/object {scheme: W4A16}\n", 0, QN_ERR_UNSUPPORTED,
-               "YAML tag 'tag:yaml.org,2002:python/object' is not supported", NULL);
+    parse_fail("QuantizationModifier: !!python/object:os.system {scheme: W4A16}\n", 0, QN_ERR_UNSUPPORTED,
+               "recipe.yaml:1:23: YAML tag 'tag:yaml.org,2002:python/object:os.system' is not supported", NULL);
+    parse_fail("QuantizationModifier: {scheme: !local W4A16}\n", 0, QN_ERR_UNSUPPORTED,
+               "YAML tag '!local' is not supported", NULL);
     parse_fail("QuantizationModifier:\n  scheme: W4A16\n  scheme: W8A8\n", 0, QN_ERR_FORMAT,
                "recipe.yaml:3:3: duplicate key 'scheme'", NULL);
     parse_fail("QuantizationModifier: {scheme: W4A16}\n---\nQuantizationModifier: {scheme: W8A8}\n", 0,

@@ -92,6 +92,10 @@ qn_status qn_layer_forward(const qn_model_config *cfg, const qn_layer *l, float 
                            int64_t pos0, qn_kv_layer *kv, qn_scratch *s, qn_linear_hook hook,
                            void *hook_user, qn_error *err);
 
+/* The routing of the last MoE layer run with this scratch: sel [T, top_k] expert ids in selection
+ * order and w [T, top_k] their weights; returns top_k, or 0 when no MoE layer ran. */
+int64_t qn_scratch_last_routing(const qn_scratch *s, const int32_t **sel, const float **w);
+
 /* Embedding rows for ids into out [T, H] (fp32). */
 qn_status qn_model_embed(const qn_model *m, const int32_t *ids, int64_t T, float *out, qn_error *err);
 

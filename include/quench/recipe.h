@@ -61,7 +61,9 @@ typedef struct {
     int has_kv_cache_scheme;
     qn_quant_args kv_cache_scheme;
     cJSON *params;               /* the modifier's other arguments with their defaults filled in
-                                  * (GPTQ: block_size, dampening_frac, actorder, offload_hessians;
+                                  * (GPTQ: block_size, dampening_frac, actorder, actorder_default
+                                  * = true when actorder was not given and "static" only fills
+                                  * groups without one, offload_hessians, sequential_targets;
                                   * SparseGPT: sparsity, mask_structure, targets, ...; SmoothQuant:
                                   * smoothing_strength, mappings; AWQ: mappings, duo_scaling,
                                   * n_grid, ...; all: observer overrides, bypass_divisibility_checks) */

@@ -308,7 +308,14 @@ struct qn_scratch {
      * expert output [T, H], tokens of one expert [T] */
     float *rlogits, *rsc, *rw, *xg, *eo, *ew;
     int32_t *rsel, *etok;
+    int64_t last_k;   /* top_k of the last MoE layer run, 0 if none */
 };
+
+int64_t qn_scratch_last_routing(const qn_scratch *s, const int32_t **sel, const float **w) {
+    *sel = s->rsel;
+    *w = s->rw;
+    return s->last_k;
+}
 
 qn_status qn_scratch_create(const qn_model_config *c, int64_t max_t, int64_t max_ctx, qn_scratch **out,
                             qn_error *err) {
@@ -584,6 +591,7 @@ static void moe_forward(const qn_model_config *c, const qn_moe *moe, float *x, c
     int64_t H = c->hidden_size, E = moe->n_experts, k = moe->top_k;
     linear_apply(&moe->router, xn, T, s->rlogits);
     moe_route(c, moe, T, s);
+    s->last_k = k;
     for (int64_t e = 0; e < E; e++) {
         int64_t n = 0;
         for (int64_t t = 0; t < T; t++)
