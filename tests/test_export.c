@@ -204,7 +204,7 @@ static int siblings(const model_view *v, size_t i, size_t *sib) {
 
 /* In-memory fake quantization of module i's weight with the quant module (fused scales as
  * vLLM needs them: shared tensor scale from the shards' min/max, shared NVFP4 global scale). */
-static float *ref_fake(const model_view *v, size_t i, const qn_quant_scheme *s) {
+static float *ref_fake(const model_view *v, size_t i, const qn_quant_scheme *s, int via_codes) {
     const qn_module *m = &v->mods[i];
     char wn[256];
     snprintf(wn, sizeof wn, "%s.weight", m->name);
@@ -234,7 +234,14 @@ static float *ref_fake(const model_view *v, size_t i, const qn_quant_scheme *s) 
         if (p.args.strategy == QN_STRATEGY_TENSOR_GROUP) p.global_scale = qn_nvfp4_global_scale(fmaxf(-mn, mx));
         if (qn_qparams_observe(&p, w, m->in, 0, m->in, &err)) fail_msg("%s", err.msg);
     }
-    if (qn_quant_fake(&p, w, m->in, 0, m->in, &err)) fail_msg("%s", err.msg);
+    if (via_codes) {
+        uint8_t *codes = malloc((size_t)(m->out * m->in));
+        if (qn_quant_quantize(&p, w, m->in, 0, m->in, codes, m->in, &err)) fail_msg("%s", err.msg);
+        if (qn_quant_dequantize(&p, codes, m->in, 0, m->in, w, m->in, &err)) fail_msg("%s", err.msg);
+        free(codes);
+    } else if (qn_quant_fake(&p, w, m->in, 0, m->in, &err)) {
+        fail_msg("%s", err.msg);
+    }
     qn_qparams_free(&p);
     return w;
 }
@@ -595,7 +602,9 @@ static void check_layout(const model_view *v, const char *out, const preset_case
     free(r);
 }
 
-/* Read-back weights equal the in-memory fake quantization bit for bit. */
+/* Read-back weights: bit for bit the in-memory quantize + dequantize of the quant module (so
+ * pack, write, read and unpack lose nothing), and equal to its fake quantization (as values:
+ * like torch, fake quantization keeps the sign of a zero, -0.0, that an integer code drops). */
 static void check_roundtrip(const model_view *v, const char *out, const qn_quant_scheme *s, const char *what) {
     qn_st_set *o;
     qn_error err = {0};
@@ -608,13 +617,19 @@ static void check_roundtrip(const model_view *v, const char *out, const qn_quant
         assert_int_equal(qn_ct_is_compressed(o, wn), 1);
         float *got;
         if (qn_ct_load_weight(out, o, wn, &got, &err)) fail_msg("%s: %s", what, err.msg);
-        float *want = ref_fake(v, i, s);
-        size_t n = (size_t)(m->out * m->in);
-        for (size_t e = 0; e < n; e++)
-            if (memcmp(&got[e], &want[e], 4))
+        float *want = ref_fake(v, i, s, 0), *qdq = ref_fake(v, i, s, 1);
+        size_t n = (size_t)(m->out * m->in), zeros = 0;
+        for (size_t e = 0; e < n; e++) {
+            if (got[e] != want[e])
                 fail_msg("%s: %s[%zu] read back %.9g, fake-quantized %.9g", what, m->name, e, got[e], want[e]);
+            if (memcmp(&got[e], &qdq[e], 4))
+                fail_msg("%s: %s[%zu] read back %.9g, quantize+dequantize %.9g", what, m->name, e, got[e], qdq[e]);
+            zeros += got[e] == 0;
+        }
+        assert_true(zeros < n);
         free(got);
         free(want);
+        free(qdq);
     }
     assert_int_equal(qn_ct_is_compressed(o, "lm_head.weight"), 0);
     assert_int_equal(qn_ct_is_compressed(o, "model.norm.weight"), 0);
@@ -641,7 +656,7 @@ static void check_logits(const model_view *v, const char *out, const qn_quant_sc
         int id = -1;
         for (int k = 0; k < QN_LIN_COUNT; k++) if (!strcmp(qn_linear_name((qn_linear_id)k), rest)) id = k;
         assert_true(id >= 0);
-        float *fq = ref_fake(v, i, s);
+        float *fq = ref_fake(v, i, s, 0);
         qn_layer *l = qn_llm_layer(lb, L);
         memcpy(l->lin[id].w, fq, sizeof(float) * (size_t)(m->out * m->in));
         free(fq);

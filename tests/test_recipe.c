@@ -797,6 +797,27 @@ static void test_resolve_errors(void **state) {
     assert_int_equal(group_of(&p, &l, "model.layers.0.self_attn.q_proj"), 0);
     qn_recipe_plan_free(&p);
     qn_recipe_free(r);
+    /* group size divisibility (llm-compressor group_size_validation): 256 % 96 != 0 */
+    resolve_fail("QuantizationModifier:\n  ignore: [lm_head]\n  config_groups:\n"
+                 "    a: {targets: [Linear], weights: {num_bits: 4, strategy: group, group_size: 96}}\n", &l,
+                 QN_ERR_INVALID_ARG, "QuantizationModifier: 14 layers have weight columns not divisible by "
+                 "group_size, e.g. 'model.layers.0.self_attn.q_proj' (256 columns, group_size 96)",
+                 "bypass_divisibility_checks");
+    r = parse_ok("QuantizationModifier:\n  ignore: [lm_head]\n  bypass_divisibility_checks: true\n  config_groups:\n"
+                 "    a: {targets: [Linear], weights: {num_bits: 4, strategy: group, group_size: 96}}\n", 0);
+    resolve_ok(r, &l, &p);
+    qn_recipe_plan_free(&p);
+    qn_recipe_free(r);
+    /* fewer columns than group_size is not checked (as llm-compressor); block is never checked */
+    r = parse_ok("QuantizationModifier:\n  ignore: [lm_head]\n  config_groups:\n"
+                 "    a: {targets: [Linear], weights: {num_bits: 4, strategy: group, group_size: 1024}}\n"
+                 "    b: {targets: [\"re:.*self_attn.*\"], weights: {num_bits: 8, type: float, strategy: block, "
+                 "block_structure: [96, 96]}}\n", 0);
+    resolve_ok(r, &l, &p);
+    assert_int_equal(group_of(&p, &l, "model.layers.0.mlp.down_proj"), 0);
+    assert_int_equal(group_of(&p, &l, "model.layers.0.self_attn.v_proj"), 1);
+    qn_recipe_plan_free(&p);
+    qn_recipe_free(r);
     /* MoE: experts of one block alike */
     resolve_fail("QuantizationModifier:\n  scheme: W4A16\n  ignore: [lm_head, \"re:.*mlp.gate$\", "
                  "\"re:.*experts\\\\.2\\\\..*\"]\n", &moe, QN_ERR_INVALID_ARG,

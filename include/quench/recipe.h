@@ -66,7 +66,8 @@ typedef struct {
                                   * groups without one, offload_hessians, sequential_targets;
                                   * SparseGPT: sparsity, mask_structure, targets, ...; SmoothQuant:
                                   * smoothing_strength, mappings; AWQ: mappings, duo_scaling,
-                                  * n_grid, ...; all: observer overrides, bypass_divisibility_checks) */
+                                  * n_grid, ...; QuantizationMixin ones: observer overrides,
+                                  * bypass_divisibility_checks) */
     char *path;                  /* "quant_stage.quant_modifiers.QuantizationModifier" (for errors) */
 } qn_modifier;
 
@@ -129,8 +130,9 @@ typedef struct {
 } qn_recipe_plan;
 
 /* Errors (naming the recipe, the modifier and the entry): a target that matches no module, a
- * quantizing modifier that quantizes no Linear module, a regex that does not compile or fails to
- * match, fused shards (q/k/v, gate/up, q_a/kv_a) of one layer or the experts of one MoE layer
+ * quantizing modifier that quantizes no Linear module, group-quantized weights whose `in` is not a
+ * multiple of group_size (unless bypass_divisibility_checks), a regex that does not compile or fails
+ * to match, fused shards (q/k/v, gate/up, q_a/kv_a) of one layer or the experts of one MoE layer
  * quantized differently or partly ignored (vLLM loads them as one layer). */
 qn_status qn_recipe_resolve(const qn_recipe *r, const qn_module *mods, size_t n, qn_recipe_plan *plan,
                             qn_error *err);

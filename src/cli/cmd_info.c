@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "quench/config.h"
+#include "quench/plan.h"
 #include "quench/safetensors.h"
 #include "quench/tokenizer.h"
 
@@ -81,6 +82,12 @@ int cmd_info(int argc, char **argv) {
     qn_error terr = {0};
     int have_tok = qn_tokenizer_load_dir(dir, &tok, &terr) == QN_OK;
     uint64_t disk = dir_size(dir);
+    /* active parameters per token from config.json (MoE: k of E routed experts) */
+    qn_param_counts cnt;
+    qn_error perr = {0};
+    int have_pc = qn_plan_count_params(&cfg, &cnt, &perr) == QN_OK;
+    int64_t n_moe = 0;
+    for (int64_t i = 0; i < cfg.num_hidden_layers; i++) n_moe += qn_config_layer_is_moe(&cfg, i);
     char b1[32], b2[32];
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -101,6 +108,15 @@ int cmd_info(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "tensor_bytes", (double)qn_st_set_total_bytes(set));
         cJSON_AddNumberToObject(o, "size_on_disk", (double)disk);
         cJSON_AddBoolToObject(o, "quantized", cfg.has_quantization_config);
+        cJSON *ly = cJSON_AddObjectToObject(o, "layers");
+        cJSON_AddNumberToObject(ly, "dense", (double)(cfg.num_hidden_layers - n_moe));
+        cJSON_AddNumberToObject(ly, "moe", (double)n_moe);
+        cJSON_AddNumberToObject(ly, "mtp", (double)cfg.num_nextn_predict_layers);
+        if (cfg.num_experts) {
+            cJSON_AddNumberToObject(o, "experts_per_moe_layer", (double)cfg.num_experts);
+            cJSON_AddNumberToObject(o, "experts_per_token", (double)cfg.num_experts_per_tok);
+        }
+        if (have_pc) cJSON_AddNumberToObject(o, "active_parameters_per_token", (double)cnt.active_params);
         if (have_tok) {
             cJSON_AddStringToObject(o, "tokenizer", qn_tokenizer_kind_name(qn_tokenizer_get_kind(tok)));
             cJSON_AddNumberToObject(o, "tokenizer_vocab", (double)qn_tokenizer_vocab_size(tok));
@@ -121,6 +137,14 @@ int cmd_info(int argc, char **argv) {
         if (cfg.num_experts)
             printf("experts       %lld routed (top-%lld), %lld shared, moe_intermediate %lld\n", (long long)cfg.num_experts,
                    (long long)cfg.num_experts_per_tok, (long long)cfg.n_shared_experts, (long long)cfg.moe_intermediate_size);
+        printf("layers        %lld dense, %lld MoE", (long long)(cfg.num_hidden_layers - n_moe), (long long)n_moe);
+        if (cfg.num_nextn_predict_layers)
+            printf(", %lld MTP (layers %lld.., not run; carried unchanged)", (long long)cfg.num_nextn_predict_layers,
+                   (long long)cfg.num_hidden_layers);
+        printf("\n");
+        if (cfg.num_experts && have_pc)
+            printf("active        %lld parameters per token (%s), of %lld in config.json's decoder\n", (long long)cnt.active_params,
+                   cli_count((double)cnt.active_params, b1, sizeof b1), (long long)cnt.total_params);
         printf("dtype         %s (config)", cfg.torch_dtype[0] ? cfg.torch_dtype : "unspecified");
         for (int d = 0; d < QN_DT_COUNT; d++)
             if (dtype_counts[d]) printf("; %s %s", qn_dtype_name((qn_dtype)d), cli_count((double)dtype_counts[d], b1, sizeof b1));

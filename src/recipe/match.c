@@ -25,6 +25,8 @@
  *    allowed (recipes are shared between dense and MoE models, e.g. "re:.*mlp.gate$") and listed in
  *    plan->unmatched_ignore;
  *  - a quantizing modifier whose groups quantize no Linear module is an error;
+ *  - group / tensor_group weights need in % group_size == 0 where in >= group_size (llm-compressor
+ *    group_size_validation.py; bypass_divisibility_checks: true skips it, as there);
  *  - vLLM fuses q_proj/k_proj/v_proj, gate_proj/up_proj and q_a_proj/kv_a_proj_with_mqa of one
  *    block into one layer and all experts of a MoE block into one FusedMoE layer: their members
  *    must end up with the same scheme (or all unquantized), else vLLM refuses the checkpoint
@@ -230,7 +232,13 @@ static qn_status resolve_modifier(resolver *R, const qn_modifier *m) {
     int *irx = calloc(m->n_ignore ? m->n_ignore : 1, sizeof *irx);
     strmap exact = {0}, iexact = {0};
     int ne = 0, nrx = 0, nirx = 0;
-    size_t assigned = 0;
+    size_t assigned = 0, n_indiv = 0;
+    char indiv[384] = "";
+    /* llm-compressor validate_group_size_divisibility (group / tensor_group weights; columns >=
+     * group_size and not a multiple), unless bypass_divisibility_checks or validate_group_size: false */
+    const cJSON *bypass = cJSON_GetObjectItemCaseSensitive(m->params, "bypass_divisibility_checks");
+    const cJSON *validate = cJSON_GetObjectItemCaseSensitive(m->params, "validate_group_size");
+    int check_div = !cJSON_IsTrue(bypass) && !cJSON_IsFalse(validate);
     if (!ent || !rx || !ign || !irx || sm_init(&exact, nt) || sm_init(&iexact, m->n_ignore)) {
         st = qn_error_set(R->err, QN_ERR_NOMEM, "%s: out of memory resolving the recipe", r->name);
         goto out;
@@ -324,10 +332,28 @@ static qn_status resolve_modifier(resolver *R, const qn_modifier *m) {
         int g = ent[best].group;
         if (group_empty(&r->groups[g])) {
             R->plan->group_of[i] = -1;
-        } else {
-            R->plan->group_of[i] = g;
-            assigned++;
+            continue;
         }
+        R->plan->group_of[i] = g;
+        assigned++;
+        const qn_quant_args *w = &r->groups[g].weights;
+        if (check_div && r->groups[g].has_weights &&
+            (w->strategy == QN_STRATEGY_GROUP || w->strategy == QN_STRATEGY_TENSOR_GROUP) &&
+            w->has_group_size && w->group_size > 0 && mod->in >= w->group_size && mod->in % w->group_size) {
+            if (!n_indiv) {
+                snprintf(indiv, sizeof indiv, "'%s' (%lld columns, group_size %lld)", name,
+                         (long long)mod->in, (long long)w->group_size);
+            }
+            n_indiv++;
+        }
+    }
+    if (n_indiv) {
+        st = qn_error_set(R->err, QN_ERR_INVALID_ARG,
+                          "%s: %s: %zu layer%s weight columns not divisible by group_size, e.g. %s; "
+                          "group quantization needs columns %% group_size == 0: add them to ignore, or "
+                          "set bypass_divisibility_checks: true if the runtime supports it",
+                          r->name, m->path, n_indiv, n_indiv > 1 ? "s have" : " has", indiv);
+        goto out;
     }
     /* every target must match some module (in the order they are written) */
     for (size_t g = 0; g < m->n_groups; g++)
