@@ -457,7 +457,7 @@ static void check_args_json(const cJSON *a, int bits, const char *type, const ch
     else assert_string_equal(zp->valuestring, "torch.int8");
 }
 
-static void check_layout(const model_view *v, const char *out, const preset_case *c) {
+static void check_layout(const model_view *v, const char *out, const preset_case *c, qn_dtype md) {
     qn_st_set *o;
     qn_error err = {0};
     if (qn_st_set_open_dir(out, &o, &err)) fail_msg("%s", err.msg);
@@ -471,7 +471,7 @@ static void check_layout(const model_view *v, const char *out, const preset_case
             snprintf(name, sizeof name, "%s.%s", m->name, c->t[nt].param);
             const qn_tensor *t = qn_st_set_find(o, name);
             if (!t) fail_msg("%s: tensor %s missing", c->preset, name);
-            qn_dtype want = c->t[nt].dtype == MD ? QN_DT_F32 : (qn_dtype)c->t[nt].dtype;
+            qn_dtype want = c->t[nt].dtype == MD ? md : (qn_dtype)c->t[nt].dtype;
             if (t->dtype != want) fail_msg("%s: %s is %s, expected %s", c->preset, name, qn_dtype_name(t->dtype), qn_dtype_name(want));
             int nd = 0;
             int64_t s[2] = {0, 0};
@@ -678,19 +678,70 @@ static void check_logits(const model_view *v, const char *out, const qn_quant_sc
     qn_model_close(mb);
 }
 
-static void test_presets_hd64(void **state) {
-    (void)state;
-    model_view v = open_view(HD64);
+/* A bf16 copy of a model folder (tensors rounded to bf16, torch_dtype "bfloat16"). */
+static char *bf16_copy(const char *rel, char **root) {
+    *root = tu_tmpdir();
+    char *src = tu_shared(rel);
+    size_t l = strlen(*root) + 16;
+    char *dst = malloc(l);
+    snprintf(dst, l, "%s/bf16", *root);
+    mkdir(dst, 0755);
+    qn_st_set *set;
+    qn_st_writer *w;
+    qn_error err = {0};
+    if (qn_st_set_open_dir(src, &set, &err)) fail_msg("%s", err.msg);
+    if (qn_st_writer_open(dst, 0, &w, &err)) fail_msg("%s", err.msg);
+    if (qn_st_writer_set_metadata(w, "format", "pt", &err)) fail_msg("%s", err.msg);
+    for (size_t i = 0; i < qn_st_set_count(set); i++) {
+        const qn_tensor *t = qn_st_set_get(set, i);
+        size_t n = (size_t)qn_tensor_numel(t);
+        float *f = tensor_f32(set, t->name);
+        uint16_t *b = malloc(2 * n);
+        for (size_t k = 0; k < n; k++) b[k] = qn_f32_to_bf16(f[k]);
+        if (qn_st_writer_add(w, t->name, QN_DT_BF16, t->ndim, t->shape, b, 2 * n, &err)) fail_msg("%s", err.msg);
+        free(f);
+        free(b);
+    }
+    if (qn_st_writer_finish(w, &err)) fail_msg("%s", err.msg);
+    qn_st_set_free(set);
+    const char *files[] = {"config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                           "tokenizer.model", "generation_config.json"};
+    for (int i = 0; i < 6; i++) {
+        char a[1024], b[1024];
+        snprintf(a, sizeof a, "%s/%s", src, files[i]);
+        snprintf(b, sizeof b, "%s/%s", dst, files[i]);
+        size_t n;
+        char *x = tu_read_file(a, &n);
+        assert_non_null(x);
+        char *dt = i == 0 ? strstr(x, "\"float32\"") : NULL;
+        if (dt) {
+            char *y = malloc(n + 8);
+            size_t pre = (size_t)(dt - x);
+            memcpy(y, x, pre);
+            size_t k = pre + (size_t)sprintf(y + pre, "\"bfloat16\"");
+            memcpy(y + k, dt + 9, n - pre - 9);
+            assert_int_equal(tu_write_file(b, y, k + n - pre - 9), 0);
+            free(y);
+        } else {
+            assert_int_equal(tu_write_file(b, x, n), 0);
+        }
+        free(x);
+    }
+    free(src);
+    return dst;
+}
+
+static void presets_on(const model_view *v, qn_dtype md) {
     float *mn, *mx;
-    calibrate(&v, &mn, &mx);
+    calibrate(v, &mn, &mx);
     for (size_t c = 0; c < sizeof k_cases / sizeof *k_cases; c++) {
         qn_quant_scheme s;
         preset(k_cases[c].preset, &s);
         char *root;
-        char *out = export_to(&v, &s, "out", mn, mx, &root);
-        check_layout(&v, out, &k_cases[c]);
-        check_roundtrip(&v, out, &s, k_cases[c].preset);
-        check_logits(&v, out, &s, k_cases[c].preset);
+        char *out = export_to(v, &s, "out", mn, mx, &root);
+        check_layout(v, out, &k_cases[c], md);
+        check_roundtrip(v, out, &s, k_cases[c].preset);
+        check_logits(v, out, &s, k_cases[c].preset);
         tu_rmrf(root);
         free(root);
         free(out);
@@ -698,7 +749,30 @@ static void test_presets_hd64(void **state) {
     }
     free(mn);
     free(mx);
+}
+
+static void test_presets_hd64(void **state) {
+    (void)state;
+    model_view v = open_view(HD64);
+    presets_on(&v, QN_DT_F32);
     close_view(&v);
+}
+
+/* The same table walk on a bf16 model: scales in BF16 as §5.10 lists them. */
+static void test_presets_hd64_bf16(void **state) {
+    (void)state;
+    char *root;
+    char *dir = bf16_copy(HD64, &root);
+    model_view v = {0};
+    qn_error err = {0};
+    v.dir = dir;
+    if (qn_config_load_dir(v.dir, &v.cfg, &err)) fail_msg("%s", err.msg);
+    if (qn_st_set_open_dir(v.dir, &v.set, &err)) fail_msg("%s", err.msg);
+    if (qn_export_list_modules(&v.cfg, v.set, &v.mods, &v.n, &err)) fail_msg("%s", err.msg);
+    presets_on(&v, QN_DT_BF16);
+    close_view(&v);
+    tu_rmrf(root);
+    free(root);
 }
 
 /* The values themselves: fused per-tensor scales equal across q/k/v and gate/up (the max), the
@@ -795,7 +869,30 @@ static void test_pack_example_through_reader(void **state) {
     const float want[8] = {0.0f, -0.2001953125f, 0.400390625f, 1.0f, -1.6015625f, 0.80078125f, 0.0f, 0.400390625f};
     for (int i = 0; i < 8; i++) assert_true(x[i] == want[i]);
     free(x);
-    /* a corrupted shape is reported naming the tensor */
+    qn_st_set_free(set);
+    /* the asymmetric example of §4.7: q = [2, 0, 4, 7, -8, 6, 1, 3] -> 0xB9E0FC8A, scale
+     * 0.1669921875 (bf16 0x3E2B), zero point 1 packed along the output dim -> nibble 9 */
+    const char *cfga =
+        "{\"quantization_config\": {\"config_groups\": {\"group_0\": {\"format\": \"pack-quantized\", \"targets\": [\"Linear\"], "
+        "\"weights\": {\"num_bits\": 4, \"group_size\": 8, \"strategy\": \"group\", \"symmetric\": false, \"type\": \"int\"}}}, "
+        "\"format\": \"pack-quantized\", \"quant_method\": \"compressed-tensors\"}}";
+    assert_int_equal(tu_write_file(p, cfga, strlen(cfga)), 0);
+    if (qn_st_writer_open(dir, 0, &w, &err)) fail_msg("%s", err.msg);
+    word = (int32_t)0xB9E0FC8Au;
+    scale = 0x3E2B;
+    int32_t zpw = 9;
+    assert_int_equal(qn_st_writer_add(w, "x.weight_packed", QN_DT_I32, 2, s11, &word, 4, &err), QN_OK);
+    assert_int_equal(qn_st_writer_add(w, "x.weight_scale", QN_DT_BF16, 2, s11, &scale, 2, &err), QN_OK);
+    assert_int_equal(qn_st_writer_add(w, "x.weight_zero_point", QN_DT_I32, 2, s11, &zpw, 4, &err), QN_OK);
+    assert_int_equal(qn_st_writer_add(w, "x.weight_shape", QN_DT_I64, 1, &two, shp, 16, &err), QN_OK);
+    assert_int_equal(qn_st_writer_finish(w, &err), QN_OK);
+    if (qn_st_set_open_dir(dir, &set, &err)) fail_msg("%s", err.msg);
+    if (qn_ct_load_weight(dir, set, "x.weight", &x, &err)) fail_msg("%s", err.msg);
+    /* (q - 1) * 0.1669921875 rounded to bf16 */
+    const float wa[8] = {0.1669921875f, -0.1669921875f, 0.5f, 1.0f, -1.5f, 0.8359375f, 0.0f, 0.333984375f};
+    for (int i = 0; i < 8; i++)
+        if (x[i] != wa[i]) fail_msg("asym [%d] = %.10g, expected %.10g", i, x[i], wa[i]);
+    free(x);
     qn_st_set_free(set);
     tu_rmrf(dir);
     free(dir);
@@ -1023,6 +1120,246 @@ static void test_sharded(void **state) {
     close_view(&v);
 }
 
+
+/* Layout variants: legacy 3-bit packing, asymmetric channel / tensor zero points, actorder
+ * g_idx, the dense (frozen) format, and two groups (mixed-precision). */
+static qn_quant_scheme int_scheme(int bits, qn_qstrategy strat, int64_t group, int sym, const char *fmt, qn_actorder ao) {
+    qn_quant_scheme s;
+    qn_quant_scheme_init(&s);
+    const char *t[] = {"Linear"};
+    qn_error err = {0};
+    if (qn_quant_scheme_set_targets(&s, t, 1, &err)) fail_msg("%s", err.msg);
+    s.has_weights = 1;
+    qn_quant_args_init(&s.weights);
+    s.weights.num_bits = bits;
+    s.weights.strategy = strat;
+    s.weights.symmetric = sym;
+    s.weights.actorder = ao;
+    if (group) { s.weights.has_group_size = 1; s.weights.group_size = group; }
+    if (qn_quant_args_validate(&s.weights, QN_CT_VERSION_DEFAULT, "test", &err)) fail_msg("%s", err.msg);
+    if (fmt) snprintf(s.format, sizeof s.format, "%s", fmt);
+    return s;
+}
+
+static const qn_tensor *must_find(const qn_st_set *o, const char *mod, const char *param, qn_dtype dt, int nd, int64_t d0,
+                                  int64_t d1) {
+    char n[256];
+    snprintf(n, sizeof n, "%s.%s", mod, param);
+    const qn_tensor *t = qn_st_set_find(o, n);
+    if (!t) fail_msg("%s missing", n);
+    if (t->dtype != dt || t->ndim != nd || t->shape[0] != d0 || (nd == 2 && t->shape[1] != d1))
+        fail_msg("%s: %s ndim %d [%lld, %lld]", n, qn_dtype_name(t->dtype), t->ndim, (long long)t->shape[0],
+                 (long long)(t->ndim > 1 ? t->shape[1] : 0));
+    return t;
+}
+
+static void test_variants(void **state) {
+    (void)state;
+    model_view v = open_view(HD64);
+    const char *q = "model.layers.1.self_attn.q_proj";   /* [512, 128] */
+    const char *down = "model.layers.1.mlp.down_proj";    /* [128, 256] */
+    qn_error err = {0};
+    for (int c = 0; c < 4; c++) {
+        qn_quant_scheme s;
+        if (c == 0) s = int_scheme(3, QN_STRATEGY_GROUP, 32, 1, "pack-quantized", QN_ACTORDER_NONE);
+        else if (c == 1) s = int_scheme(4, QN_STRATEGY_CHANNEL, 0, 0, NULL, QN_ACTORDER_NONE);
+        else if (c == 2) s = int_scheme(8, QN_STRATEGY_TENSOR, 0, 0, NULL, QN_ACTORDER_NONE);
+        else s = int_scheme(4, QN_STRATEGY_GROUP, 64, 1, NULL, QN_ACTORDER_GROUP);
+        char *root;
+        char *out = export_to(&v, &s, "v", NULL, NULL, &root);
+        qn_st_set *o;
+        if (qn_st_set_open_dir(out, &o, &err)) fail_msg("%s", err.msg);
+        if (c == 0) {   /* CT <= 0.16 layout: 10 values per word -> ceil(128 / 10) = 13 words */
+            must_find(o, q, "weight_packed", QN_DT_I32, 2, 512, 13);
+            must_find(o, down, "weight_packed", QN_DT_I32, 2, 128, 26);
+            must_find(o, q, "weight_scale", QN_DT_F32, 2, 512, 4);
+        } else if (c == 1) {   /* zero points packed along the output dim: [ceil(512 / 8), 1] */
+            must_find(o, q, "weight_zero_point", QN_DT_I32, 2, 64, 1);
+            must_find(o, q, "weight_scale", QN_DT_F32, 2, 512, 1);
+        } else if (c == 2) {   /* asymmetric tensor: unpacked I8 [1] */
+            must_find(o, q, "weight_zero_point", QN_DT_I8, 1, 1, 0);
+            must_find(o, q, "weight_scale", QN_DT_F32, 1, 1, 0);
+        } else {
+            const qn_tensor *g = must_find(o, down, "weight_g_idx", QN_DT_I32, 1, 256, 0);
+            for (int j = 0; j < 256; j++) {
+                int32_t x;
+                memcpy(&x, (const char *)g->data + 4 * j, 4);
+                assert_int_equal(x, j / 64);
+            }
+        }
+        qn_st_set_free(o);
+        cJSON *cfg = read_json(out, "config.json");
+        assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(cfg, "quantization_config"), "format")->valuestring,
+                            c == 0 ? "pack-quantized" : "pack-quantized");
+        cJSON_Delete(cfg);
+        check_roundtrip(&v, out, &s, "variant");
+        check_logits(&v, out, &s, "variant");
+        tu_rmrf(root);
+        free(root);
+        free(out);
+        qn_quant_scheme_free(&s);
+    }
+    /* 3 bits without an override: CT 0.13 writes naive-quantized (int8 weight) */
+    {
+        qn_quant_scheme s = int_scheme(3, QN_STRATEGY_CHANNEL, 0, 1, NULL, QN_ACTORDER_NONE);
+        char f[32];
+        qn_export_group_format(&s, QN_CT_VERSION_DEFAULT, f, sizeof f);
+        assert_string_equal(f, "naive-quantized");
+        qn_export_group_format(&s, QN_CT_VERSION(0, 18), f, sizeof f);
+        assert_string_equal(f, "pack-quantized");
+        qn_quant_scheme_free(&s);
+    }
+    /* dense: fake-quantized float weights + every qparam, status frozen */
+    {
+        qn_quant_scheme s;
+        preset("W4A16_ASYM", &s);
+        snprintf(s.format, sizeof s.format, "dense");
+        char *root;
+        char *out = export_to(&v, &s, "d", NULL, NULL, &root);
+        qn_st_set *o;
+        if (qn_st_set_open_dir(out, &o, &err)) fail_msg("%s", err.msg);
+        must_find(o, q, "weight", QN_DT_F32, 2, 512, 128);
+        must_find(o, q, "weight_scale", QN_DT_F32, 2, 512, 1);
+        must_find(o, q, "weight_zero_point", QN_DT_I8, 2, 512, 1);
+        char wn[256];
+        snprintf(wn, sizeof wn, "%s.weight", q);
+        assert_int_equal(qn_ct_is_compressed(o, wn), 0);
+        for (size_t i = 0; i < v.n; i++) {
+            if (strcmp(v.mods[i].name, q)) continue;
+            float *want = ref_fake(&v, i, &s, 0), *got = tensor_f32(o, wn);
+            for (int e = 0; e < 512 * 128; e++) assert_true(want[e] == got[e]);
+            free(want);
+            free(got);
+        }
+        qn_st_set_free(o);
+        cJSON *cfg = read_json(out, "config.json");
+        const cJSON *qc = cJSON_GetObjectItem(cfg, "quantization_config");
+        assert_string_equal(cJSON_GetObjectItem(qc, "format")->valuestring, "dense");
+        assert_string_equal(cJSON_GetObjectItem(qc, "quantization_status")->valuestring, "frozen");
+        cJSON_Delete(cfg);
+        check_logits(&v, out, &s, "dense");
+        tu_rmrf(root);
+        free(root);
+        free(out);
+        qn_quant_scheme_free(&s);
+    }
+    /* two groups: attention W8A16 (pack), MLP FP8_DYNAMIC (float) -> mixed-precision */
+    {
+        qn_quant_scheme g[2];
+        preset("W8A16", &g[0]);
+        preset("FP8_DYNAMIC", &g[1]);
+        const char *ta[] = {"re:.*self_attn.*"}, *tm[] = {"re:.*mlp.*"};
+        assert_int_equal(qn_quant_scheme_set_targets(&g[0], ta, 1, &err), QN_OK);
+        assert_int_equal(qn_quant_scheme_set_targets(&g[1], tm, 1, &err), QN_OK);
+        qn_recipe_plan plan = {0};
+        plan.n_modules = v.n;
+        plan.group_of = calloc(v.n, sizeof(int));
+        plan.ignored = calloc(v.n, sizeof(int));
+        for (size_t i = 0; i < v.n; i++)
+            plan.group_of[i] = strstr(v.mods[i].name, "self_attn") ? 0 : strstr(v.mods[i].name, "mlp") ? 1 : -1;
+        plan.groups = g;
+        plan.n_groups = 2;
+        char *root = tu_tmpdir(), out[1024];
+        snprintf(out, sizeof out, "%s/mixed", root);
+        if (qn_export_model(v.dir, out, v.mods, v.n, &plan, NULL, NULL, &err)) fail_msg("%s", err.msg);
+        cJSON *cfg = read_json(out, "config.json");
+        const cJSON *qc = cJSON_GetObjectItem(cfg, "quantization_config");
+        assert_string_equal(cJSON_GetObjectItem(qc, "format")->valuestring, "mixed-precision");
+        const cJSON *gs = cJSON_GetObjectItem(qc, "config_groups");
+        assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(gs, "group_0"), "format")->valuestring, "pack-quantized");
+        assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(gs, "group_1"), "format")->valuestring, "float-quantized");
+        assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(gs, "group_1"), "targets"), 0)->valuestring,
+                            "re:.*mlp.*");
+        cJSON_Delete(cfg);
+        qn_st_set *o;
+        if (qn_st_set_open_dir(out, &o, &err)) fail_msg("%s", err.msg);
+        must_find(o, q, "weight_packed", QN_DT_I32, 2, 512, 32);
+        must_find(o, down, "weight", QN_DT_F8_E4M3, 2, 128, 256);
+        for (size_t i = 0; i < v.n; i++) {
+            if (plan.group_of[i] < 0) continue;
+            char wn[256];
+            snprintf(wn, sizeof wn, "%s.weight", v.mods[i].name);
+            float *got;
+            if (qn_ct_load_weight(out, o, wn, &got, &err)) fail_msg("%s", err.msg);
+            float *want = ref_fake(&v, i, &g[plan.group_of[i]], 1);
+            assert_memory_equal(got, want, sizeof(float) * (size_t)(v.mods[i].out * v.mods[i].in));
+            free(got);
+            free(want);
+        }
+        qn_st_set_free(o);
+        tu_rmrf(root);
+        free(root);
+        free(plan.group_of);
+        free(plan.ignored);
+        qn_quant_scheme_free(&g[0]);
+        qn_quant_scheme_free(&g[1]);
+    }
+    close_view(&v);
+}
+
+/* Hostile compressed folders: wrong packed width, missing scale, bad weight_shape. */
+static void test_reader_rejects(void **state) {
+    (void)state;
+    char *dir = tu_tmpdir();
+    const char *cfg =
+        "{\"quantization_config\": {\"config_groups\": {\"group_0\": {\"format\": \"pack-quantized\", \"targets\": [\"Linear\"], "
+        "\"weights\": {\"num_bits\": 4, \"group_size\": 8, \"strategy\": \"group\", \"symmetric\": true, \"type\": \"int\"}}}, "
+        "\"format\": \"pack-quantized\", \"quant_method\": \"compressed-tensors\"}}";
+    char p[1024];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    assert_int_equal(tu_write_file(p, cfg, strlen(cfg)), 0);
+    for (int c = 0; c < 3; c++) {
+        qn_st_writer *w;
+        qn_error err = {0};
+        if (qn_st_writer_open(dir, 0, &w, &err)) fail_msg("%s", err.msg);
+        int32_t words[4] = {0, 0, 0, 0};
+        float sc[4] = {1, 1, 1, 1};
+        int64_t s12[2] = {1, c == 0 ? 2 : 1}, s11[2] = {1, 1}, two = 2, shp[2] = {1, c == 2 ? -8 : 8};
+        assert_int_equal(qn_st_writer_add(w, "x.weight_packed", QN_DT_I32, 2, s12, words, (size_t)(4 * s12[1]), &err), QN_OK);
+        if (c != 1) assert_int_equal(qn_st_writer_add(w, "x.weight_scale", QN_DT_F32, 2, s11, sc, 4, &err), QN_OK);
+        assert_int_equal(qn_st_writer_add(w, "x.weight_shape", QN_DT_I64, 1, &two, shp, 16, &err), QN_OK);
+        assert_int_equal(qn_st_writer_finish(w, &err), QN_OK);
+        qn_st_set *set;
+        if (qn_st_set_open_dir(dir, &set, &err)) fail_msg("%s", err.msg);
+        float *x = NULL;
+        qn_status st = qn_ct_load_weight(dir, set, "x.weight", &x, &err);
+        assert_int_not_equal(st, QN_OK);
+        assert_null(x);
+        const char *want = c == 0 ? "x.weight_packed" : c == 1 ? "x.weight_scale" : "weight_shape";
+        if (!strstr(err.msg, want)) fail_msg("case %d: '%s' does not name %s", c, err.msg, want);
+        qn_st_set_free(set);
+    }
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* qn_export_quantization_config (no writing) gives the object written into config.json. */
+static void test_quantization_config_dry(void **state) {
+    (void)state;
+    model_view v = open_view(HD64);
+    qn_quant_scheme s;
+    preset("W4A16_ASYM", &s);
+    one_plan p;
+    make_plan(&p, &s, &v);
+    char *json;
+    qn_error err = {0};
+    if (qn_export_quantization_config(v.mods, v.n, &p.plan, NULL, &json, &err)) fail_msg("%s", err.msg);
+    char *root;
+    char *out = export_to(&v, &s, "dry", NULL, NULL, &root);
+    cJSON *cfg = read_json(out, "config.json"), *dry = cJSON_Parse(json);
+    assert_non_null(dry);
+    assert_true(cJSON_Compare(cJSON_GetObjectItem(cfg, "quantization_config"), dry, 1));
+    cJSON_Delete(cfg);
+    cJSON_Delete(dry);
+    free(json);
+    tu_rmrf(root);
+    free(root);
+    free(out);
+    free_plan(&p);
+    qn_quant_scheme_free(&s);
+    close_view(&v);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pyjson_dump_like_python),
@@ -1032,12 +1369,16 @@ int main(void) {
         cmocka_unit_test(test_group_format),
         cmocka_unit_test(test_pack_example_through_reader),
         cmocka_unit_test(test_presets_hd64),
+        cmocka_unit_test(test_presets_hd64_bf16),
         cmocka_unit_test(test_fused_scales),
         cmocka_unit_test(test_quality_hd64),
         cmocka_unit_test(test_quality_stories260k),
         cmocka_unit_test(test_existing_out_refused),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_sharded),
+        cmocka_unit_test(test_variants),
+        cmocka_unit_test(test_reader_rejects),
+        cmocka_unit_test(test_quantization_config_dry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,4 +61,42 @@ typedef struct {
 qn_status qn_generate(qn_llm *llm, const int32_t *prompt, int64_t n_prompt, const qn_gen_opts *opts,
                       int32_t **out_ids, int64_t *out_n, qn_error *err);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Original vs compressed (src/eval/compare.c)                                               */
+
+/* Scores both resident models on the same windows (the qn_eval_ppl convention, same text, mode,
+ * window and max_tokens) and compares their next-token distributions at every scored position:
+ * KL(original || compressed) = sum_v p(v) (log p(v) - log q(v)) in nats (float64 from the fp32
+ * logits), and whether the two argmaxes agree. Both models must share the vocabulary; `tok` is
+ * the original's tokenizer. original/compressed hold exactly what qn_eval_ppl reports.
+ *
+ *   qn_compare_result r;
+ *   qn_compare_eval(llm_a, llm_b, tok, text, len, QN_PPL_STORIES, 512, 0, NULL, NULL, &r, &err);
+ *   printf("KL %.5f, top-1 %.3f\n", r.kl_mean, r.top1_agreement);
+ */
+typedef struct {
+    qn_ppl_result original, compressed;
+    int64_t positions;          /* scored positions compared */
+    double kl_mean, kl_max;
+    double top1_agreement;      /* fraction of positions with the same argmax */
+} qn_compare_result;
+
+qn_status qn_compare_eval(qn_llm *original, qn_llm *compressed, const qn_tokenizer *tok, const char *text,
+                          size_t len, qn_ppl_mode mode, int64_t window, int64_t max_tokens, qn_progress_fn progress,
+                          void *user, qn_compare_result *out, qn_error *err);
+
+/* Relative weight error ||W - W'||_F / ||W||_F of one Linear (W from the original folder, W' as
+ * the compressed folder stores it, dequantized). */
+typedef struct {
+    char name[256];
+    int64_t out, in;
+    double rel_error;
+} qn_weight_error;
+
+/* Every Linear module of `original` (qn_export_list_modules) that `compressed` stores compressed
+ * or with different values, in module order; *errs malloc'ed (free()). Modules missing from the
+ * compressed folder are an error naming them. */
+qn_status qn_compare_weights(const qn_model *original, const qn_model *compressed, qn_weight_error **errs, size_t *n,
+                             qn_error *err);
+
 #endif

@@ -102,6 +102,11 @@ typedef struct {
     int64_t tensors_out;
     char format[32];              /* top-level format */
     double seconds;
+    /* Compatibility notes (the checkpoint is valid, but a consumer will refuse some layers):
+     * vLLM Marlin shapes for pack-quantized (out % 64, in % 128), transformers' decompressor
+     * and FP8_BLOCK layers with in <= 128 < out (§9.10, §9.14). One line per kind, '\n'-separated,
+     * each naming the first module and the count. */
+    char warnings[1024];
 } qn_export_stats;
 
 /* Writes the compressed checkpoint of `model_dir` to `out_dir` (§0): config.json with

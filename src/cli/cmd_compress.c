@@ -270,6 +270,12 @@ int cmd_compress(int argc, char **argv) {
     qn_status st = qn_export_model(pos[0], out, mods, nm, &plan, &o, &stats, &err);
     cli_progress_end(&cp.p);
     if (st) { cli_fail("compress", &err); goto cleanup; }
+    for (const char *w = stats.warnings; *w;) {
+        const char *e = strchr(w, '\n');
+        int l = e ? (int)(e - w) : (int)strlen(w);
+        fprintf(stderr, "quench compress: warning: %.*s\n", l, w);
+        w += l + (e ? 1 : 0);
+    }
     uint64_t after = safetensors_bytes(out);
     char b1[32], b2[32], c1[32];
     printf("output          %s (%s)\n", out, stats.format);

@@ -334,8 +334,10 @@ qn_status qn_ct_find(const qn_ct *ct, const qn_st_set *set, const char *module, 
     w->scale = scale;
     /* arithmetic dtype */
     if (qnx_arith_dtype(scale->dtype, &w->dtype)) {
+        /* fp8 scales (NVFP4): the model dtype, from the stored embeddings, else torch_dtype */
         if (!qn_dtype_is_float(scale->dtype)) return bad_tensor(scale, "a floating scale", err);
-        w->dtype = ct->has_model_dtype ? ct->model_dtype : QN_DT_BF16;
+        const qn_tensor *e = qn_st_set_find(set, "model.embed_tokens.weight");
+        if (!e || qnx_arith_dtype(e->dtype, &w->dtype)) w->dtype = ct->has_model_dtype ? ct->model_dtype : QN_DT_BF16;
     }
     /* scale grid */
     qn_qparams p;

@@ -165,6 +165,8 @@ static qn_status scale_dtype_of(const qn_quant_args *a, qn_dtype model, qn_dtype
 static qn_status plan_module(const qn_module *m, int group, const qn_recipe_plan *plan, const qn_st_set *set,
                              const qn_export_opts *o, int v, size_t mi, mod_plan *mp, qn_error *err) {
     const qn_quant_scheme *s = &plan->groups[group];
+    if (strlen(m->name) > QNX_MAX_MODULE_NAME)
+        return qn_error_set(err, QN_ERR_INVALID_ARG, "module name longer than %d bytes: %.64s...", QNX_MAX_MODULE_NAME, m->name);
     mp->group = group;
     mp->s = s;
     if (!s->has_weights)
@@ -195,7 +197,7 @@ static qn_status plan_module(const qn_module *m, int group, const qn_recipe_plan
         return qn_error_set(err, QN_ERR_UNSUPPORTED,
                             "lm_head is tied to model.embed_tokens; quantizing a tied output head is not supported "
                             "(leave it in ignore)");
-    char wn[600];
+    char wn[QNX_MAX_MODULE_NAME + 16];
     snprintf(wn, sizeof wn, "%s.weight", m->name);
     mp->w = qn_st_set_find(set, wn);
     if (!mp->w) return qn_error_set(err, QN_ERR_NOT_FOUND, "tensor '%s' is missing", wn);
@@ -253,7 +255,7 @@ static int fix_kwargs(qn_pyjson *args, const qn_quant_args *a) {
 }
 
 static qn_status build_quant_config(const qn_module *mods, size_t n, const qn_recipe_plan *plan, const mod_plan *mp,
-                                    const qn_export_opts *o, int v, qn_pyjson **out, char *top_format, qn_error *err) {
+                                    int v, qn_pyjson **out, char *top_format, qn_error *err) {
     *out = NULL;
     qn_pyjson *qc = qn_pyjson_new(QN_PJ_OBJECT), *groups = qn_pyjson_new(QN_PJ_OBJECT),
               *ignore = qn_pyjson_new(QN_PJ_ARRAY);
@@ -317,7 +319,6 @@ static qn_status build_quant_config(const qn_module *mods, size_t n, const qn_re
             qn_pyjson_set(qc, "version", qn_pyjson_new_string(ver)))
             goto nomem;
     }
-    (void)o;
     *out = qc;
     qc = NULL;
     goto done;
@@ -366,11 +367,16 @@ typedef struct {
     qn_pack_layout layout;
 } emit_ctx;
 
+/* Adds `mod.param` (or the tensor `mod` itself when param is NULL). */
 static qn_status emit(emit_ctx *c, const char *mod, const char *param, qn_dtype dt, int ndim, const int64_t *shape,
                       const void *data, size_t nbytes, qn_error *err) {
-    char name[600];
-    if (param) snprintf(name, sizeof name, "%s.%s", mod, param);
-    else snprintf(name, sizeof name, "%s", mod);
+    char buf[QNX_MAX_MODULE_NAME + 32];
+    const char *name = mod;
+    if (param) {
+        int k = snprintf(buf, sizeof buf, "%s.%s", mod, param);
+        if (k < 0 || (size_t)k >= sizeof buf) return qn_error_set(err, QN_ERR_INVALID_ARG, "module name too long: %s", mod);
+        name = buf;
+    }
     qn_status st = qn_st_writer_add(c->w, name, dt, ndim, shape, data, nbytes, err);
     if (!st) {
         c->stats->bytes_out += nbytes;
@@ -490,8 +496,8 @@ static qn_status quantize_module(emit_ctx *c, const qn_module *m, const mod_plan
         int64_t pshape[2] = {rows, words};
         if ((st = emit(c, m->name, "weight_packed", QN_DT_I32, 2, pshape, packed, (size_t)(rows * words) * 4, err)))
             goto done;
-        int64_t shp[2] = {rows, cols}, one = 2;
-        if ((st = emit(c, m->name, "weight_shape", QN_DT_I64, 1, &one, shp, sizeof shp, err))) goto done;
+        int64_t shp[2] = {rows, cols}, two = 2;
+        if ((st = emit(c, m->name, "weight_shape", QN_DT_I64, 1, &two, shp, sizeof shp, err))) goto done;
         break;
     }
     case QNX_FMT_NVFP4: {
@@ -788,6 +794,35 @@ static const char *const k_copy_files[] = {
     "tokenizer.model", "added_tokens.json", "vocab.json", "merges.txt", "vocab.txt", "chat_template.jinja",
     "chat_template.json", NULL};
 
+/* Consumer limits worth a warning (§9.10, §9.14); the checkpoint itself is valid. */
+static void note_compat(const qn_module *mods, size_t n, const mod_plan *mp, qn_export_stats *stats) {
+    size_t cnt[2] = {0, 0}, first[2] = {0, 0};
+    for (size_t i = 0; i < n; i++) {
+        if (mp[i].group < 0 || !mp[i].s) continue;
+        const qn_quant_args *w = &mp[i].s->weights;
+        int k = -1;
+        if (mp[i].kind == QNX_FMT_PACK && (w->num_bits == 4 || w->num_bits == 8) &&
+            (mods[i].out % 64 || mods[i].in % 128))
+            k = 0;
+        else if (w->strategy == QN_STRATEGY_BLOCK && w->has_block_structure && mods[i].in <= w->block_structure[1] &&
+                 mods[i].out > w->block_structure[0])
+            k = 1;
+        if (k < 0) continue;
+        if (!cnt[k]++) first[k] = i;
+    }
+    size_t len = 0;
+    if (cnt[0])
+        len += (size_t)snprintf(stats->warnings + len, sizeof stats->warnings - len,
+                                "%zu pack-quantized layers (e.g. %s [%lld, %lld]) do not fit vLLM's Marlin kernels "
+                                "(out %% 64 == 0 and in %% 128 == 0)\n",
+                                cnt[0], mods[first[0]].name, (long long)mods[first[0]].out, (long long)mods[first[0]].in);
+    if (cnt[1] && len < sizeof stats->warnings)
+        snprintf(stats->warnings + len, sizeof stats->warnings - len,
+                 "%zu block-quantized layers (e.g. %s [%lld, %lld]) have in <= block width < out: transformers' "
+                 "compressed-tensors decompressor mistakes them for channel scales (vLLM loads them)\n",
+                 cnt[1], mods[first[1]].name, (long long)mods[first[1]].out, (long long)mods[first[1]].in);
+}
+
 static qn_status plan_all(const qn_module *mods, size_t n, const qn_recipe_plan *plan, const qn_st_set *set,
                           const qn_export_opts *o, int v, mod_plan *mp, qn_export_stats *stats, qn_error *err) {
     if (!plan || plan->n_modules != n || (n && !plan->group_of))
@@ -817,6 +852,7 @@ static qn_status plan_all(const qn_module *mods, size_t n, const qn_recipe_plan 
         }
         stats->linear_quantized++;
     }
+    note_compat(mods, n, mp, stats);
     if (!stats->linear_quantized)
         return qn_error_set(err, QN_ERR_INVALID_ARG, "the recipe quantizes none of the %zu Linear modules", n);
     return QN_OK;
@@ -834,7 +870,7 @@ qn_status qn_export_quantization_config(const qn_module *mods, size_t n_mods, co
     qn_pyjson *qc = NULL;
     char fmt[32];
     qn_status st = plan_all(mods, n_mods, plan, NULL, o, v, mp, &stats, err);
-    if (!st) st = build_quant_config(mods, n_mods, plan, mp, o, v, &qc, fmt, err);
+    if (!st) st = build_quant_config(mods, n_mods, plan, mp, v, &qc, fmt, err);
     if (!st) st = qn_pyjson_dump(qc, 2, json, err);
     qn_pyjson_free(qc);
     free(mp);
@@ -882,7 +918,7 @@ qn_status qn_export_model(const char *model_dir, const char *out_dir, const qn_m
     mp = calloc(n_mods ? n_mods : 1, sizeof *mp);
     if (!mp) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto done; }
     if ((st = plan_all(mods, n_mods, plan, set, o, v, mp, stats, err))) goto done;
-    if ((st = build_quant_config(mods, n_mods, plan, mp, o, v, &qc, stats->format, err))) goto done;
+    if ((st = build_quant_config(mods, n_mods, plan, mp, v, &qc, stats->format, err))) goto done;
     if (qn_pyjson_set(cj, "quantization_config", qc)) {
         qc = NULL;
         st = qn_error_set(err, QN_ERR_NOMEM, "out of memory");
@@ -933,8 +969,8 @@ qn_status qn_export_model(const char *model_dir, const char *out_dir, const qn_m
         for (size_t q = k; q < e; q++) {
             const qn_tensor *t = qn_st_set_get(set, order[q]);
             size_t l = strlen(t->name), mi;
-            if (l > 7 && !strcmp(t->name + l - 7, ".weight")) {
-                char mod[600];
+            if (l > 7 && l - 7 <= QNX_MAX_MODULE_NAME && !strcmp(t->name + l - 7, ".weight")) {
+                char mod[QNX_MAX_MODULE_NAME + 1];
                 snprintf(mod, sizeof mod, "%.*s", (int)(l - 7), t->name);
                 if (map_get(&map, mod, &mi) && mp[mi].group >= 0) step_mods[ns++] = mi;
             }
@@ -944,8 +980,8 @@ qn_status qn_export_model(const char *model_dir, const char *out_dir, const qn_m
             const qn_tensor *t = qn_st_set_get(set, order[q]);
             size_t l = strlen(t->name), mi;
             int quant = 0;
-            if (l > 7 && !strcmp(t->name + l - 7, ".weight")) {
-                char mod[600];
+            if (l > 7 && l - 7 <= QNX_MAX_MODULE_NAME && !strcmp(t->name + l - 7, ".weight")) {
+                char mod[QNX_MAX_MODULE_NAME + 1];
                 snprintf(mod, sizeof mod, "%.*s", (int)(l - 7), t->name);
                 if (map_get(&map, mod, &mi) && mp[mi].group >= 0) quant = 1;
             }

@@ -7,6 +7,9 @@
 
 #include "quench/export.h"
 
+/* Longest module name the exporter handles (tensor names are module + ".weight_zero_point"). */
+#define QNX_MAX_MODULE_NAME 480
+
 /* Compression formats quench writes / reads. */
 typedef enum {
     QNX_FMT_DENSE,

@@ -1,0 +1,297 @@
+/* quench — GPTQ (Frantar et al. 2022) as llm-compressor runs it.
+ *
+ * Reference: llm-compressor quantize_weight (modifiers/quantization/gptq/gptq_quantize.py; the
+ * current modifiers/gptq/gptq_quantize.py keeps the same sweep). Verified there:
+ *  - scales are observed BEFORE the sweep from the whole weight, in every version since actorder
+ *    exists (no per-group re-observation while sweeping, unlike the original GPTQ code):
+ *      none:            observer(W) on the original order;
+ *      weight / static: observer(W) on the original order, then W and H permuted by
+ *                       argsort(diag(H), descending); column j of the sweep uses the group of
+ *                       original column perm[j] (g_idx = g_idx[perm]); no g_idx is stored;
+ *      group / dynamic: W and H permuted first, observer(W) on the permuted weight (so groups are
+ *                       runs of the permuted order); g_idx = (arange // g)[invperm] is stored.
+ *    Old versions applied actorder only with the group strategy; HEAD permutes for any strategy
+ *    (actorder "group" with a non-group strategy falls back to none with a warning there; CT's
+ *    validation already rejects it, and so do we). We follow HEAD.
+ *  - dead = diag(H) == 0 -> H[dead, dead] = 1 (diagonal entries), W[:, dead] = 0, after the
+ *    observation; damp = dampening_frac * mean(diag(H)) on the diagonal; Hinv = cholesky(
+ *    cholesky_inverse(cholesky(H)), upper=True); on a LinAlgError the reference uses the identity
+ *    (RTN) with a warning — we retry with more damping and report it (hessian.c).
+ *  - the sweep: blocks of block_size columns; per column q = fake_quantize(w) with the column's
+ *    scale, loss += (w - q)^2 / d^2 / 2, err = (w - q) / d, W1[:, i:] -= err * Hinv1[i, i:];
+ *    after the block W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]; finally W.to(model dtype).
+ *  - preserve zeros (removed at HEAD by PR #2860, present in every earlier version): when
+ *    tensor_sparsity(W) (exact zeros, after observation and permutation) >= SPARSITY_THRESHOLD
+ *    (0.05), the updates skip the entries with isclose(W, 0) (|w| <= 1e-8), so they keep their
+ *    value and quantize to 0. Equivalent here: such an entry is read as 0 when its column is
+ *    swept (its own value is never read before that). Differs from the reference only for
+ *    nonzero |w| <= 1e-8, whose tiny error the reference propagates.
+ * Our choices:
+ *  - scales in the model dtype (module observer on the bf16 weight, as HEAD); the reference's
+ *    actorder "group" re-observes the fp32 copy, so its sweep uses fp32 scales that are rounded
+ *    only when stored — we keep the stored and the swept scales identical;
+ *  - the sweep arithmetic is fp32 (GPTQ_PRECISION) by default; sweep_f64 runs it in double (the
+ *    quantizer still sees the fp32 value of each weight);
+ *  - the factorization in double (factor_f64, see hessian.c); argsort ties keep column order.
+ */
+#include <limits.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#undef I
+
+#include "algo/algo_internal.h"
+
+#define QNA_ROW_CHUNK 128
+
+void qn_gptq_opts_init(qn_gptq_opts *o) {
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    o->block_size = 128;
+    o->dampening_frac = 0.01;
+    o->damp_max_frac = 1.0;
+    o->identity_fallback = 0;
+    o->zeros = QN_ZEROS_AUTO;
+    o->global_scale = 0.0f;
+    o->factor_f64 = 1;
+    o->sweep_f64 = 0;
+}
+
+typedef struct {
+    int64_t rows, cols, B, chunk;
+    void *W, *E, *wv;   /* QNA_T: [rows, cols], [rows, B], [rows] */
+    const void *U;      /* QNA_T [cols, cols] upper */
+    float *qf;          /* [rows] */
+    const uint8_t *zmask;
+    const int32_t *perm;
+    uint8_t *codes, *ctmp;
+    qna_colq cq;
+} gptq_ctx;
+
+#define QNA_TMPL_GPTQ
+#define QNA_T float
+#define QNA_SUF f
+#define QNA_GEMM cblas_sgemm
+#include "algo/sweep_tmpl.h"
+#undef QNA_T
+#undef QNA_SUF
+#undef QNA_GEMM
+#define QNA_T double
+#define QNA_SUF d
+#define QNA_GEMM cblas_dgemm
+#include "algo/sweep_tmpl.h"
+#undef QNA_T
+#undef QNA_SUF
+#undef QNA_GEMM
+#undef QNA_TMPL_GPTQ
+
+/* Runs every block; returns the loss through *loss. */
+static qn_status sweep(gptq_ctx *x, int f64, double *loss, qn_error *err) {
+    const int64_t rows = x->rows, cols = x->cols, B = x->B, CH = x->chunk;
+    const int64_t nchunks = (rows + CH - 1) / CH;
+    double total = 0;
+    for (int64_t i1 = 0; i1 < cols; i1 += B) {
+        const int64_t count = cols - i1 < B ? cols - i1 : B;
+        double lsum = 0;
+        qn_status st = QN_OK;
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : lsum) if (nchunks > 1 && rows * count > 8192)
+        for (int64_t ch = 0; ch < nchunks; ch++) {
+            const int64_t r0 = ch * CH, r1 = r0 + CH < rows ? r0 + CH : rows;
+            qn_error e = {0};
+            double l = 0;
+            qn_status s = f64 ? gptq_chunk_d(x, i1, count, r0, r1, &l, &e)
+                              : gptq_chunk_f(x, i1, count, r0, r1, &l, &e);
+            lsum += l;
+            if (s) {
+#pragma omp critical(qna_gptq_err)
+                if (!st) {
+                    st = s;
+                    if (err) *err = e;
+                }
+            }
+        }
+        if (st) return st;
+        total += lsum / 2;
+        if (f64) block_update_d(x->W, cols, rows, cols, x->E, B, x->U, i1, count);
+        else block_update_f(x->W, cols, rows, cols, x->E, B, x->U, i1, count);
+    }
+    *loss = total;
+    return QN_OK;
+}
+
+static int64_t row_chunk(int64_t rows) {
+    int64_t nt = omp_get_max_threads();
+    int64_t ch = (rows + nt - 1) / nt;
+    if (ch > QNA_ROW_CHUNK) ch = QNA_ROW_CHUNK;
+    if (ch < 8) ch = 8;
+    return ch;
+}
+
+qn_status qn_gptq_quantize(float *w, int64_t rows, int64_t cols, float *h,
+                           const qn_quant_args *args, qn_dtype dtype, const qn_gptq_opts *opts,
+                           qn_qparams *p, int32_t *g_idx, void *codes, qn_gptq_report *rep,
+                           qn_error *err) {
+    qn_gptq_opts o;
+    if (opts) o = *opts;
+    else qn_gptq_opts_init(&o);
+    if (p) memset(p, 0, sizeof *p);
+    if (rep) memset(rep, 0, sizeof *rep);
+    if (!w || !h || !args || !p) return qn_error_set(err, QN_ERR_INVALID_ARG, "gptq: NULL argument");
+    if (rows <= 0 || cols <= 0 || rows > INT_MAX || cols > INT_MAX ||
+        (uint64_t)rows * (uint64_t)cols > (UINT64_C(1) << 40))
+        return qn_error_set(err, QN_ERR_INVALID_ARG, "gptq: invalid weight shape [%lld, %lld]",
+                            (long long)rows, (long long)cols);
+    if (o.block_size < 1 || !(o.dampening_frac >= 0) || !isfinite(o.dampening_frac) ||
+        !(o.damp_max_frac >= 0) || !isfinite(o.damp_max_frac))
+        return qn_error_set(err, QN_ERR_INVALID_ARG,
+                            "gptq: invalid options (block_size %lld, dampening_frac %g, "
+                            "damp_max_frac %g)",
+                            (long long)o.block_size, o.dampening_frac, o.damp_max_frac);
+    qn_status st = qn_qparams_init(p, args, dtype, rows, cols, err);
+    if (st) {
+        qn_error_prefix(err, "gptq");
+        return st;
+    }
+    const qn_qstrategy strat = p->args.strategy;
+    if (strat != QN_STRATEGY_TENSOR && strat != QN_STRATEGY_CHANNEL && strat != QN_STRATEGY_GROUP &&
+        strat != QN_STRATEGY_TENSOR_GROUP && strat != QN_STRATEGY_BLOCK) {
+        qn_qparams_free(p);
+        return qn_error_set(err, QN_ERR_UNSUPPORTED,
+                            "gptq: quantization strategy %s is not supported for GPTQ",
+                            qn_qstrategy_name(strat) ? qn_qstrategy_name(strat) : "?");
+    }
+    const int grouped = strat == QN_STRATEGY_GROUP || strat == QN_STRATEGY_TENSOR_GROUP;
+    enum { AO_NONE, AO_WEIGHT, AO_GROUP } ao = AO_NONE;
+    switch (p->args.actorder) {
+    case QN_ACTORDER_GROUP: case QN_ACTORDER_DYNAMIC: ao = AO_GROUP; break;
+    case QN_ACTORDER_WEIGHT: case QN_ACTORDER_STATIC: ao = AO_WEIGHT; break;
+    default: break;
+    }
+    if (ao == AO_GROUP && (!grouped || !g_idx)) {
+        qn_qparams_free(p);
+        return qn_error_set(err, QN_ERR_INVALID_ARG,
+                            !grouped ? "gptq: actorder \"group\" needs the group or tensor_group "
+                                       "strategy"
+                                     : "gptq: actorder \"group\" needs a g_idx output array");
+    }
+    if (strat == QN_STRATEGY_TENSOR_GROUP)
+        p->global_scale = o.global_scale > 0 ? o.global_scale
+                                             : qn_nvfp4_global_scale(qn_quant_absmax(w, rows, cols, cols));
+
+    const int f64 = o.sweep_f64 != 0;
+    const size_t esz = f64 ? sizeof(double) : sizeof(float);
+    const int64_t B = o.block_size < cols ? o.block_size : cols;
+    int32_t *perm = NULL, *gcol = NULL;
+    uint8_t *dead = malloc((size_t)cols), *zmask = NULL, *ctmp = NULL;
+    float *qf = malloc((size_t)rows * sizeof(float));
+    float *sbuf = malloc((size_t)rows * sizeof(float)), *zbuf = malloc((size_t)rows * sizeof(float));
+    void *E = malloc((size_t)rows * (size_t)B * esz), *wv = malloc((size_t)rows * esz);
+    double *Wd = NULL;
+    qna_hinv hv = {0};
+    int oom = !dead || !qf || !sbuf || !zbuf || !E || !wv;
+    if (ao != AO_NONE) oom |= !(perm = malloc((size_t)cols * sizeof *perm));
+    if (ao == AO_WEIGHT && (grouped || strat == QN_STRATEGY_BLOCK))
+        oom |= !(gcol = malloc((size_t)cols * sizeof *gcol));
+    if (codes) oom |= !(ctmp = malloc((size_t)rows));
+    if (f64) oom |= !(Wd = malloc((size_t)rows * (size_t)cols * sizeof *Wd));
+    if (oom) {
+        st = qn_error_set(err, QN_ERR_NOMEM, "gptq: out of memory (weight [%lld, %lld] work buffers)",
+                          (long long)rows, (long long)cols);
+        goto fail;
+    }
+
+    /* 1. the factor (only H is touched so far: an error leaves w as it was) */
+    if (perm) qna_argsort_diag_desc(h, cols, perm);
+    qna_hinv_cfg cfg = {o.dampening_frac, o.damp_max_frac, o.identity_fallback, o.factor_f64 != 0, f64};
+    if ((st = qna_hinv_build(h, cols, perm, &cfg, dead, &hv, "gptq", err))) goto fail;
+
+    /* 2. scales and the permuted weight */
+    if (ao != AO_GROUP && (st = qn_qparams_observe(p, w, cols, 0, cols, err))) goto fail_prefix;
+    if (perm && (st = qna_permute_cols(w, rows, cols, perm, 0, err))) goto fail;
+    if (ao == AO_GROUP && (st = qn_qparams_observe(p, w, cols, 0, cols, err)))
+        goto fail_prefix_unpermute;
+    if (gcol)
+        for (int64_t c = 0; c < cols; c++) gcol[c] = (int32_t)(perm[c] / p->tile_cols);
+
+    /* 3. zeros to preserve, dead columns */
+    int preserve = o.zeros == QN_ZEROS_ON;
+    if (o.zeros == QN_ZEROS_AUTO) {
+        int64_t nz = 0;
+#pragma omp parallel for reduction(+ : nz) schedule(static) if (rows * cols > 65536)
+        for (int64_t k = 0; k < rows * cols; k++) nz += w[k] == 0.0f;
+        preserve = (double)nz / ((double)rows * (double)cols) >= 0.05; /* SPARSITY_THRESHOLD */
+    }
+    if (preserve) {
+        if (!(zmask = malloc((size_t)rows * (size_t)cols))) {
+            st = qn_error_set(err, QN_ERR_NOMEM, "gptq: out of memory (zero mask)");
+            goto fail_unpermute;
+        }
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+        for (int64_t k = 0; k < rows * cols; k++) zmask[k] = fabsf(w[k]) <= 1e-8f;
+    }
+    if (hv.dead)
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < cols; c++)
+                if (dead[c]) w[r * cols + c] = 0.0f;
+    if (f64)
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+        for (int64_t k = 0; k < rows * cols; k++) Wd[k] = w[k];
+
+    /* 4. the sweep */
+    gptq_ctx x = {rows, cols, B, row_chunk(rows), f64 ? (void *)Wd : (void *)w, E, wv,
+                  f64 ? (const void *)hv.ud : (const void *)hv.uf, qf, zmask, perm, codes, ctmp,
+                  {p, gcol, sbuf, zbuf}};
+    double loss = 0;
+    if ((st = sweep(&x, f64, &loss, err))) goto fail_prefix_unpermute;
+    if (f64)
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+        for (int64_t k = 0; k < rows * cols; k++) w[k] = (float)Wd[k];
+    if (perm && (st = qna_permute_cols(w, rows, cols, perm, 1, err))) goto fail;
+    if (dtype != QN_DT_F32)
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+        for (int64_t k = 0; k < rows * cols; k++) w[k] = qn_round_to_dtype(w[k], dtype);
+    if (ao == AO_GROUP) {
+        for (int64_t c = 0; c < cols; c++) g_idx[perm[c]] = (int32_t)(c / p->tile_cols);
+        p->g_idx = g_idx;
+    }
+    if (rep) {
+        rep->loss = loss;
+        rep->damp_frac = hv.damp_frac;
+        rep->damp = hv.damp;
+        rep->retries = hv.retries;
+        rep->identity_fallback = hv.identity;
+        rep->dead = hv.dead;
+        rep->preserved_zeros = preserve;
+        rep->permuted = perm != NULL;
+    }
+    st = QN_OK;
+    goto done;
+
+fail_prefix_unpermute:
+    qn_error_prefix(err, "gptq");
+fail_unpermute:
+    if (perm) qna_permute_cols(w, rows, cols, perm, 1, NULL);
+    goto fail;
+fail_prefix:
+    qn_error_prefix(err, "gptq");
+fail:
+    qn_qparams_free(p);
+done:
+    qna_hinv_free(&hv);
+    free(perm);
+    free(gcol);
+    free(dead);
+    free(zmask);
+    free(ctmp);
+    free(qf);
+    free(sbuf);
+    free(zbuf);
+    free(E);
+    free(wv);
+    free(Wd);
+    return st;
+}
