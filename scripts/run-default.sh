@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The main job on the bundled default: install dependencies, build, then describe, sample and
-# evaluate the bundled model (models/stories260K) on the bundled TinyStories / WikiText-2 text.
+# The main job on the bundled default: install dependencies, build, compress the bundled model
+# (models/stories260K) with the default recipe (recipes/w4a16_channel.yaml: int4 weights, one scale
+# per channel, round-to-nearest), then compare the compressed checkpoint with the original on the
+# bundled TinyStories text and print the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh build
 Q=build/quench
 M=models/stories260K
+OUT=out/stories260K-w4a16
+mkdir -p out
 echo "== quench info $M"; $Q info $M
-echo; echo "== quench generate $M --max-new-tokens 128"; $Q generate $M --max-new-tokens 128
-echo; echo "== quench ppl $M --text data/tinystories/tinystories_sample.txt --mode stories"
-$Q ppl $M --text data/tinystories/tinystories_sample.txt --mode stories
-echo; echo "== quench ppl $M --text data/wikitext-2-raw/wiki.test.raw --max-tokens 65536"
-$Q ppl $M --text data/wikitext-2-raw/wiki.test.raw --max-tokens 65536
+echo; echo "== quench compress $M -o $OUT --recipe recipes/w4a16_channel.yaml"
+$Q compress $M -o $OUT --recipe recipes/w4a16_channel.yaml --overwrite
+echo; echo "== quench compare $M $OUT --text data/tinystories/tinystories_sample.txt --mode stories"
+$Q compare $M $OUT --text data/tinystories/tinystories_sample.txt --mode stories --prompt "Once upon a time" --max-new-tokens 48

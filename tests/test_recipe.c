@@ -942,8 +942,9 @@ static void test_cli_recipe(void **state) {
     assert_string_equal(m->stage, "");
     assert_int_equal(m->groups[0].n_targets, 1);
     assert_string_equal(m->groups[0].targets[0], "Linear");
-    assert_int_equal(m->n_ignore, 1);
+    assert_int_equal(m->n_ignore, 2);
     assert_string_equal(m->ignore[0], "lm_head");
+    assert_string_equal(m->ignore[1], "re:.*mlp.gate$");
     group_part_equal(&m->groups[0], "weights", SPEC_A_W);
     /* the generated YAML is a recipe giving the same modifier */
     const char *y = qn_recipe_yaml(r);

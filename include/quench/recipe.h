@@ -97,7 +97,7 @@ qn_status qn_recipe_parse_ex(const char *yaml, size_t len, const char *name_for_
                              qn_recipe **out, qn_error *err);
 qn_status qn_recipe_load_ex(const char *path, unsigned flags, qn_recipe **out, qn_error *err);
 /* `--scheme NAME [--targets ...] [--ignore ...]`: one QuantizationModifier; targets default to
- * ["Linear"] (targets NULL or n_targets 0), ignore to ["lm_head"] (ignore NULL; a non-NULL ignore
+ * ["Linear"] (targets NULL or n_targets 0), ignore to ["lm_head", "re:.*mlp.gate$"] (ignore NULL; a non-NULL ignore
  * with n_ignore 0 means no ignore list). The recipe's YAML is the equivalent llm-compressor recipe. */
 qn_status qn_recipe_from_cli(const char *scheme, const char *const *targets, size_t n_targets,
                              const char *const *ignore, size_t n_ignore, qn_recipe **out, qn_error *err);

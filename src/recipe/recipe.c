@@ -1140,9 +1140,11 @@ qn_status qn_recipe_from_cli(const char *scheme, const char *const *targets, siz
     if (!out) return qn_error_set(err, QN_ERR_INVALID_ARG, "recipe: NULL argument");
     *out = NULL;
     if (!scheme || !*scheme) return qn_error_set(err, QN_ERR_INVALID_ARG, "--scheme: a preset name is required");
-    static const char *const DEF_T[] = {"Linear"}, *const DEF_I[] = {"lm_head"};
+    /* default ignore: lm_head and the MoE routers (vLLM never quantizes mlp.gate; on a dense model
+     * the regex matches nothing, which ignore entries may) */
+    static const char *const DEF_T[] = {"Linear"}, *const DEF_I[] = {"lm_head", "re:.*mlp.gate$"};
     if (!targets || !n_targets) { targets = DEF_T; n_targets = 1; }
-    if (!ignore) { ignore = DEF_I; n_ignore = 1; }
+    if (!ignore) { ignore = DEF_I; n_ignore = 2; }
     for (size_t i = 0; i < n_targets; i++)
         if (!targets[i] || !*targets[i])
             return qn_error_set(err, QN_ERR_INVALID_ARG, "--targets: entry %zu is empty", i);
