@@ -616,11 +616,11 @@ static void test_all_modifiers_parse(void **state) {
     assert_int_equal(qn_recipe_parse(y, strlen(y), "recipe.yaml", &r2, &err), QN_ERR_UNSUPPORTED);
     assert_null(r2);
     assert_string_equal(err.msg, "recipe.yaml: SparseGPTModifier is not supported yet by this version of "
-                                 "quench (supported: QuantizationModifier)");
-    parse_fail("quant_stage:\n  quant_modifiers:\n    GPTQModifier: {scheme: W4A16, ignore: [lm_head]}\n", 0,
+                                 "quench (supported: QuantizationModifier, GPTQModifier)");
+    parse_fail("quant_stage:\n  quant_modifiers:\n    AWQModifier: {scheme: W4A16, ignore: [lm_head]}\n", 0,
                QN_ERR_UNSUPPORTED,
-               "recipe.yaml: GPTQModifier is not supported yet by this version of quench (supported: "
-               "QuantizationModifier)", NULL);
+               "recipe.yaml: AWQModifier is not supported yet by this version of quench (supported: "
+               "QuantizationModifier, GPTQModifier)", NULL);
     /* one modifier enabled: the list of supported ones grows */
     parse_fail("SmoothQuantModifier: {}\n", QN_RECIPE_ALLOW(QN_MOD_GPTQ), QN_ERR_UNSUPPORTED,
                "SmoothQuantModifier is not supported yet", "(supported: QuantizationModifier, GPTQModifier)");
@@ -1021,7 +1021,7 @@ static void test_recipe_files(void **state) {
     }
     static const struct { const char *file; const char *needle; } BAD[] = {
         {"tests/data/recipes/bad_unknown_field.yaml", "quant_stage.quant_modifiers.QuantizationModifier: unknown field 'foo'"},
-        {"tests/data/recipes/bad_gptq_unsupported.yaml", "GPTQModifier is not supported yet by this version of quench"},
+        {"tests/data/recipes/bad_sparsegpt_unsupported.yaml", "SparseGPTModifier is not supported yet by this version of quench"},
         {"tests/data/recipes/bad_yaml.yaml", "malformed YAML"},
         {"tests/data/recipes/does_not_exist.yaml", "cannot open recipe"},
     };

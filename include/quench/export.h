@@ -78,8 +78,19 @@ int qn_export_parse_size(const char *s, uint64_t *out);
 typedef void (*qn_export_progress_fn)(void *user, int64_t done, int64_t total, uint64_t bytes_done,
                                       uint64_t bytes_total);
 
+/* Calibrated weights (GPTQ): called for each quantized Linear just before it is quantized, in
+ * streaming order (every module of decoder layer L before any of layer L+1). `w` [out, in] fp32
+ * holds the weight as loaded; the hook may overwrite it with the algorithm's (fake-quantized)
+ * weight and fill `p` (initialized by the exporter for the module's args and shape) with the
+ * scales / zero points / g_idx to use, setting *provided = 1; with *provided = 0 the exporter
+ * observes the weight itself (round-to-nearest). */
+typedef qn_status (*qn_export_weight_fn)(void *user, size_t module_index, const qn_module *m, float *w,
+                                         qn_qparams *p, int *provided, qn_error *err);
+
 typedef struct {
     const char *recipe_yaml;      /* written to OUT/recipe.yaml when non-NULL */
+    qn_export_weight_fn weight_hook;
+    void *weight_hook_user;
     uint64_t max_shard_bytes;     /* 0: QN_EXPORT_DEFAULT_SHARD_BYTES; UINT64_MAX: one file */
     int overwrite;                /* replace an existing non-empty OUT */
     int ct_version;               /* 0: QN_CT_VERSION_DEFAULT */

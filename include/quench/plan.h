@@ -224,4 +224,217 @@ qn_status qn_plan_build(const qn_model_config *cfg, const qn_plan_options *opt, 
 int qn_plan_parse_bytes(const char *s, int64_t *out);
 int qn_plan_parse_count(const char *s, int64_t *out);
 
+/* ================================================================================================
+ * inspect and diff (src/plan/inspect.c, src/plan/diff.c) — `quench inspect`, `quench diff`
+ * ================================================================================================
+ *
+ *   qn_inspect *r;
+ *   if (qn_inspect_path("out/W4A16", &r, &err)) ... err.msg ...;   // folder or a config.json path
+ *   ... r->groups[i].preset, r->n_linear, r->findings[k] ...
+ *   qn_inspect_free(r);
+ *
+ * inspect reads config.json and, when the folder has them, the safetensors headers (no tensor data
+ * except the 16 bytes of each weight_shape). It describes the quantization_config (groups, ignore
+ * list, KV cache, sparsity), decides every Linear module the way compressed-tensors does (§3.6:
+ * ignore first, then the most specific target: exact name, regexes in alphabetical order, class
+ * name), checks vLLM's rules (§6.1-§6.3a: fused shards, MoE blocks, kernel selection and minimum
+ * compute capability) and verifies the tensors against what each module's group implies (§5.3-
+ * §5.7, §5.10: names, dtypes, shapes; the 16-bit `weight` of unquantized Linears). Problems are
+ * `findings` (error / warning / note); a malformed config.json or quantization_config is an error
+ * of the call naming the file and the field.
+ *
+ * The Linear modules come from the tensors (as qn_export_list_modules defines them, also when stored
+ * compressed) and from config.json (the shapes the model implies; for a supported architecture
+ * this is the whole list when there are no tensors). Decoder layers at index >= num_hidden_layers
+ * (MTP) are outside the HF model: counted, not checked. */
+
+#include "quench/quant.h"
+#include "quench/safetensors.h"
+
+typedef enum { QN_FIND_ERROR, QN_FIND_WARNING, QN_FIND_NOTE } qn_find_level;
+
+typedef enum {
+    QN_FIND_CONFIG,            /* quantization_config inconsistencies: format, status, version */
+    QN_FIND_VLLM,              /* a group no vLLM scheme takes, or one of its constraints (Marlin
+                                * shapes and group sizes, MoE needing a "Linear" target) */
+    QN_FIND_UNMATCHED_LINEAR,  /* a Linear neither targeted nor ignored */
+    QN_FIND_IGNORE_UNUSED,     /* an ignore entry that matches no module */
+    QN_FIND_IGNORE_NON_LINEAR, /* an ignore entry naming only non-Linear modules, or a parameter */
+    QN_FIND_IGNORE_CLASS,      /* an ignore entry matching by class name (vLLM ignores by name only) */
+    QN_FIND_FUSED_SPLIT,       /* q/k/v, gate/up or MLA q_a/kv_a of one block decided differently */
+    QN_FIND_MOE_SPLIT,         /* the experts of one MoE block decided differently */
+    QN_FIND_KV_CACHE,          /* a kv_cache_scheme vLLM refuses */
+    QN_FIND_TENSOR_MISSING,    /* a tensor the config implies is absent */
+    QN_FIND_TENSOR_DTYPE,      /* present with another dtype */
+    QN_FIND_TENSOR_SHAPE,      /* present with another shape (or weight_shape values) */
+    QN_FIND_TENSOR_UNEXPECTED, /* present but not implied (a symmetric zero point, a compressed
+                                * tensor on an unquantized Linear, k_scale without a kv scheme) */
+    QN_FIND_KIND_COUNT
+} qn_find_kind;
+
+const char *qn_find_kind_name(qn_find_kind k);    /* "tensor_missing", "fused_split", ... */
+const char *qn_find_level_name(qn_find_level l);  /* "error", "warning", "note" */
+/* 1 for the TENSOR_* kinds (what "mismatches" counts). */
+int qn_find_kind_is_tensor(qn_find_kind k);
+
+typedef struct {
+    qn_find_level level;
+    qn_find_kind kind;
+    char *subject;     /* module, tensor, group or ignore entry ("" when general) */
+    char *message;
+} qn_finding;
+
+/* At most this many findings of one kind are stored; n_by_kind counts them all. */
+#define QN_INSPECT_MAX_FINDINGS_PER_KIND 256
+#define QN_INSPECT_MAX_GPUS 32
+
+typedef struct {
+    char name[64];             /* config_groups key */
+    qn_quant_scheme scheme;    /* owned: targets, weights / input / output args, own format */
+    char format[32];           /* effective: the group's, else the top-level one, else inferred */
+    char preset[24];           /* the preset whose args equal the group's (observers aside), "" */
+    char weights[96];          /* "int4 group 128 sym", "fp8 channel sym", "-" */
+    char inputs[96];           /* "fp8 token dynamic", "-" */
+    int64_t n_linear;          /* Linear modules it owns (not ignored) */
+    int64_t n_checked, n_bad;  /* of those, checked against tensors / with a tensor mismatch */
+    /* vLLM (§6.2): the Linear scheme its modules get, "" when none takes the group */
+    char vllm_scheme[48];
+    int min_cc;                /* compute capability x10 of the scheme's kernels (0: none) */
+    int exact_cc;              /* 1: only exactly min_cc (CompressedTensorsW4A8Fp8: SM 9.0) */
+    char fallback[48];         /* a slower path below min_cc ("CompressedTensorsW8A16Fp8"), "" */
+    int fallback_cc;
+    char vllm_note[320];       /* why none, constraints, version notes */
+    int n_gpus;                /* = qn_plan_gpu_table's n (capped) */
+    signed char gpu_ok[QN_INSPECT_MAX_GPUS]; /* per table entry: 2 native, 1 fallback, 0 no */
+} qn_inspect_group;
+
+typedef struct {
+    char *entry;
+    int is_regex;
+    int64_t n_linear;          /* Linear modules it matches */
+    int64_t n_effective;       /* of those, owned by a group otherwise (what ignoring them changes) */
+    int64_t n_other;           /* non-Linear modules it matches (norms, embeddings, attention) */
+    int64_t n_mtp;             /* modules of MTP layers (outside the HF model) */
+    int names_tensor;          /* equals a tensor (parameter) name, e.g. "...q_proj.bias" */
+    int by_class;              /* matched a module by its class name */
+} qn_inspect_ignore;
+
+typedef enum { QN_MODULES_NONE, QN_MODULES_TENSORS, QN_MODULES_CONFIG } qn_modules_source;
+
+typedef struct {
+    char *path;                /* as given */
+    char *config_path;         /* the config.json read */
+    /* config.json */
+    int arch_known;            /* qn_config_load accepted it (else architecture unsupported) */
+    char architecture[64], model_type[32], torch_dtype[16];
+    int64_t num_hidden_layers, num_experts;
+    /* tensors */
+    int has_tensors;
+    int64_t n_tensors, n_files;
+    uint64_t tensor_bytes;
+    int has_model_dtype;
+    qn_dtype model_dtype;      /* of the unquantized weights (embeddings), else torch_dtype */
+    qn_modules_source modules_from;
+    /* quantization_config */
+    int quantized;             /* config.json has a quantization_config */
+    char quant_method[32], version[32], format[32], status[32];
+    qn_inspect_group *groups;
+    size_t n_groups;
+    qn_inspect_ignore *ignore;
+    size_t n_ignore;
+    int has_kv_cache;
+    qn_quant_args kv_cache;
+    int kv_cache_vllm_ok;
+    int64_t n_attention, n_kv_scales;  /* attention blocks; k_scale/v_scale pairs found */
+    int has_sparsity;          /* sparsity_config with a format */
+    char sparsity_format[32], sparsity_structure[16];
+    double global_sparsity;
+    int64_t n_sparse;          /* Linear modules under the sparsity targets */
+    int has_transforms;        /* transform_config non-empty (not checked) */
+    /* Linear modules (MTP layers excluded) */
+    int64_t n_linear, n_quantized, n_ignored, n_unmatched;
+    int64_t n_unquantized_group;       /* owned by a group without weights */
+    int64_t n_mtp_modules;             /* modules of MTP layers (not checked) */
+    char **ignored_modules;    /* the Linear modules the ignore list matches (sorted) */
+    size_t n_ignored_modules;
+    /* tensor check */
+    int64_t n_checked, n_mismatches;   /* Linear modules checked; TENSOR_* findings */
+    /* findings, in the order found */
+    qn_finding *findings;
+    size_t n_findings;
+    int64_t n_by_kind[QN_FIND_KIND_COUNT];
+    int64_t n_by_level[3];
+} qn_inspect;
+
+qn_status qn_inspect_path(const char *path, qn_inspect **out, qn_error *err);
+void qn_inspect_free(qn_inspect *r);
+
+/* vLLM's kernel for a scheme (§6.2): fills the vllm_* / cc / gpu_ok fields of `g` from
+ * g->scheme and g->format; `sparse24`: the group's Linears are 2:4 sparse (sparsity_config). */
+void qn_inspect_vllm_scheme(qn_inspect_group *g, int sparse24);
+
+/*   qn_diff *d;
+ *   if (qn_diff_paths("GLM-4.5", "GLM-4.5-Air/config.json", &d, &err)) ...;
+ *   for (size_t i = 0; i < d->n_config; i++) d->config[i].key, .a, .b ...
+ *   qn_diff_free(d);
+ *
+ * Each side is a folder or a config.json path (a file path means config only). config.json
+ * differences: every key that differs, nested objects flattened with dots ("rope_scaling.factor"),
+ * arrays compared whole; values as Python's json.dumps writes them (1.0 stays "1.0"; 1 and 1.0
+ * compare equal). quantization_config separately: its scalar/object keys the same way, config
+ * groups by name (added / removed / changed fields, after filling defaults), ignore lists as sets
+ * (and, when both sides have tensors, the Linear modules they match, regexes expanded), tensors
+ * when both have them (names only in one, dtype or shape changes). */
+
+typedef struct {
+    char *key;
+    char *a, *b;               /* JSON text of the values; NULL = absent on that side */
+} qn_diff_value;
+
+typedef enum { QN_DIFF_ONLY_A = 1, QN_DIFF_ONLY_B = 2, QN_DIFF_CHANGED = 3 } qn_diff_status;
+
+typedef struct {
+    char *name;
+    qn_diff_status status;
+    qn_diff_value *fields;     /* CHANGED: the fields that differ ("weights.num_bits") */
+    size_t n_fields;
+} qn_diff_group;
+
+typedef struct {
+    char *name;
+    qn_dtype a_dtype, b_dtype;
+    int a_ndim, b_ndim;
+    int64_t a_shape[QN_MAX_DIMS], b_shape[QN_MAX_DIMS];
+} qn_diff_tensor;
+
+typedef struct {
+    char *a_config, *b_config;         /* config.json paths */
+    qn_diff_value *config;             /* config.json outside quantization_config, sorted by key */
+    size_t n_config;
+    int a_quantized, b_quantized;
+    qn_diff_value *quant;              /* quantization_config.* except config_groups and ignore */
+    size_t n_quant;
+    qn_diff_group *groups;
+    size_t n_groups;
+    size_t n_groups_same;              /* groups present in both and equal */
+    size_t n_ignore_a, n_ignore_b;     /* entries */
+    char **ignore_only_a, **ignore_only_b;  /* entries (text), sorted */
+    size_t n_ignore_only_a, n_ignore_only_b;
+    int ignore_expanded;               /* both sides have tensors: modules compared too */
+    char **ignored_only_a, **ignored_only_b; /* Linear modules ignored on one side only */
+    size_t n_ignored_only_a, n_ignored_only_b;
+    int tensors_compared;              /* both sides have tensors */
+    int64_t n_tensors_a, n_tensors_b;
+    char **tensors_only_a, **tensors_only_b; /* sorted */
+    size_t n_tensors_only_a, n_tensors_only_b;
+    qn_diff_tensor *tensors_changed;   /* same name, other dtype or shape; sorted */
+    size_t n_tensors_changed;
+    int identical;                     /* nothing above differs */
+} qn_diff;
+
+qn_status qn_diff_paths(const char *a, const char *b, qn_diff **out, qn_error *err);
+void qn_diff_free(qn_diff *d);
+
+/* ========================================================================= end inspect and diff */
+
 #endif

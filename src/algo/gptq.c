@@ -46,6 +46,7 @@
 #include "algo/algo_internal.h"
 
 #define QNA_ROW_CHUNK 128
+#define QNA_SUB 16 /* second-level lazy batch inside a block */
 
 void qn_gptq_opts_init(qn_gptq_opts *o) {
     if (!o) return;
@@ -61,8 +62,8 @@ void qn_gptq_opts_init(qn_gptq_opts *o) {
 }
 
 typedef struct {
-    int64_t rows, cols, B, chunk;
-    void *W, *E, *wv;   /* QNA_T: [rows, cols], [rows, B], [rows] */
+    int64_t rows, cols, B, chunk, sub;
+    void *W, *E, *work; /* QNA_T: [rows, cols], [rows, B], per chunk (2 sub + 1) x chunk */
     const void *U;      /* QNA_T [cols, cols] upper */
     float *qf;          /* [rows] */
     const uint8_t *zmask;
@@ -120,6 +121,29 @@ static qn_status sweep(gptq_ctx *x, int f64, double *loss, qn_error *err) {
     }
     *loss = total;
     return QN_OK;
+}
+
+/* Row r of the codes (written in sweep order) back to the original column order. */
+static qn_status permute_codes(uint8_t *codes, int64_t rows, int64_t cols, const int32_t *perm,
+                               qn_error *err) {
+    int fail = 0;
+#pragma omp parallel if (rows * cols > 65536)
+    {
+        uint8_t *tmp = malloc((size_t)cols);
+        if (!tmp) {
+#pragma omp atomic write
+            fail = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            if (!tmp) continue;
+            uint8_t *row = codes + r * cols;
+            for (int64_t j = 0; j < cols; j++) tmp[perm[j]] = row[j];
+            memcpy(row, tmp, (size_t)cols);
+        }
+        free(tmp);
+    }
+    return fail ? qn_error_set(err, QN_ERR_NOMEM, "gptq: out of memory (code permutation)") : QN_OK;
 }
 
 static int64_t row_chunk(int64_t rows) {
@@ -188,7 +212,9 @@ qn_status qn_gptq_quantize(float *w, int64_t rows, int64_t cols, float *h,
     uint8_t *dead = malloc((size_t)cols), *zmask = NULL, *ctmp = NULL;
     float *qf = malloc((size_t)rows * sizeof(float));
     float *sbuf = malloc((size_t)rows * sizeof(float)), *zbuf = malloc((size_t)rows * sizeof(float));
-    void *E = malloc((size_t)rows * (size_t)B * esz), *wv = malloc((size_t)rows * esz);
+    const int64_t CH = row_chunk(rows), nchunks = (rows + CH - 1) / CH;
+    void *E = malloc((size_t)rows * (size_t)B * esz);
+    void *wv = malloc((size_t)nchunks * (size_t)(2 * QNA_SUB + 1) * (size_t)CH * esz);
     double *Wd = NULL;
     qna_hinv hv = {0};
     int oom = !dead || !qf || !sbuf || !zbuf || !E || !wv;
@@ -242,7 +268,7 @@ qn_status qn_gptq_quantize(float *w, int64_t rows, int64_t cols, float *h,
         for (int64_t k = 0; k < rows * cols; k++) Wd[k] = w[k];
 
     /* 4. the sweep */
-    gptq_ctx x = {rows, cols, B, row_chunk(rows), f64 ? (void *)Wd : (void *)w, E, wv,
+    gptq_ctx x = {rows, cols, B, CH, QNA_SUB, f64 ? (void *)Wd : (void *)w, E, wv,
                   f64 ? (const void *)hv.ud : (const void *)hv.uf, qf, zmask, perm, codes, ctmp,
                   {p, gcol, sbuf, zbuf}};
     double loss = 0;
@@ -251,6 +277,7 @@ qn_status qn_gptq_quantize(float *w, int64_t rows, int64_t cols, float *h,
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
         for (int64_t k = 0; k < rows * cols; k++) w[k] = (float)Wd[k];
     if (perm && (st = qna_permute_cols(w, rows, cols, perm, 1, err))) goto fail;
+    if (perm && codes && (st = permute_codes(codes, rows, cols, perm, err))) goto fail;
     if (dtype != QN_DT_F32)
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
         for (int64_t k = 0; k < rows * cols; k++) w[k] = qn_round_to_dtype(w[k], dtype);

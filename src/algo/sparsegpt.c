@@ -57,7 +57,9 @@ void qn_sparsegpt_opts_init(qn_sparsegpt_opts *o) {
 
 typedef struct {
     int64_t rows, cols, B, chunk;
+    int64_t sub;        /* second-level batch: a multiple of M so N:M groups stay inside */
     void *W, *E;        /* QNA_T [rows, cols], [rows, B] */
+    void *work;         /* QNA_T per chunk (2 sub + 1) x chunk */
     const void *U;      /* QNA_T [cols, cols] upper */
     void *tmp, *sel;    /* QNA_T [rows * B] (unstructured) */
     void *nmv;          /* QNA_T [nchunks * M] (N:M) */
@@ -217,11 +219,13 @@ qn_status qn_sparsegpt_prune(float *w, int64_t rows, int64_t cols, float *h,
     uint8_t *dead = malloc((size_t)cols), *m = mask ? mask : malloc((size_t)rows * (size_t)cols);
     void *E = malloc((size_t)rows * (size_t)B * esz), *tmp = NULL, *sel = NULL, *nmv = NULL;
     uint8_t *nmt = NULL;
-    float *qf = NULL, *sbuf = NULL, *zbuf = NULL;
+    float *qf = malloc((size_t)rows * sizeof *qf), *sbuf = NULL, *zbuf = NULL;
     double *Wd = NULL;
+    const int64_t sub = o.prune_n ? o.prune_m * (o.prune_m < 16 ? 16 / o.prune_m : 1) : 16;
+    void *work = malloc((size_t)nchunks * (size_t)(2 * sub + 1) * (size_t)CH * esz);
     qna_hinv hv = {0};
     qn_status st;
-    int oom = !dead || !m || !E;
+    int oom = !dead || !m || !E || !qf || !work;
     if (!o.prune_n) {
         oom |= !(tmp = malloc((size_t)rows * (size_t)B * esz));
         oom |= !(sel = malloc((size_t)rows * (size_t)B * esz));
@@ -230,7 +234,6 @@ qn_status qn_sparsegpt_prune(float *w, int64_t rows, int64_t cols, float *h,
         oom |= !(nmt = malloc((size_t)nchunks * (size_t)o.prune_m));
     }
     if (quant) {
-        oom |= !(qf = malloc((size_t)rows * sizeof *qf));
         oom |= !(sbuf = malloc((size_t)rows * sizeof *sbuf));
         oom |= !(zbuf = malloc((size_t)rows * sizeof *zbuf));
     }
@@ -270,7 +273,7 @@ qn_status qn_sparsegpt_prune(float *w, int64_t rows, int64_t cols, float *h,
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
         for (int64_t k = 0; k < rows * cols; k++) Wd[k] = w[k];
 
-    sgpt_ctx x = {rows, cols, B, CH, f64 ? (void *)Wd : (void *)w, E,
+    sgpt_ctx x = {rows, cols, B, CH, sub, f64 ? (void *)Wd : (void *)w, E, work,
                   f64 ? (const void *)hv.ud : (const void *)hv.uf, tmp, sel, nmv, nmt, qf, m,
                   o.prune_n, o.prune_m, o.preserve_mask != 0, {quant, gcol, sbuf, zbuf}};
     double loss = 0;
@@ -310,5 +313,6 @@ done:
     free(sbuf);
     free(zbuf);
     free(Wd);
+    free(work);
     return st;
 }

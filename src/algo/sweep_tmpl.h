@@ -24,52 +24,127 @@ static void QNA_FN(block_update)(QNA_T *W, int64_t ldw, int64_t rows, int64_t co
              (int)ldE, U + i1 * cols + i2, (int)cols, 1, W + i2, (int)ldw);
 }
 
+/* Rows [r0, r1): W[r, j0:end) -= E[r, s0:s0+nb) * U[c0:c0+nb, j0:end) (the second level of
+ * lazy batching inside a block). The k loop runs in the same order as the rank-1 updates it
+ * replaces, so the arithmetic is the same; the row is loaded and stored once per nb updates. */
+static void QNA_FN(sub_update)(QNA_T *W, int64_t n, const QNA_T *E, int64_t B, int64_t s0,
+                               int64_t nb, const QNA_T *U, int64_t c0, int64_t j0, int64_t end,
+                               int64_t r0, int64_t r1) {
+    enum { VW = 16 }; /* accumulators kept in registers */
+    for (int64_t r = r0; r < r1; r++) {
+        QNA_T *row = W + r * n;
+        const QNA_T *e = E + r * B + s0;
+        int64_t j = j0;
+        for (; j + VW <= end; j += VW) {
+            QNA_T acc[VW];
+            for (int jj = 0; jj < VW; jj++) acc[jj] = row[j + jj];
+            for (int64_t k = 0; k < nb; k++) {
+                const QNA_T ek = e[k];
+                const QNA_T *uk = U + (c0 + k) * n + j;
+#pragma omp simd
+                for (int jj = 0; jj < VW; jj++) acc[jj] -= ek * uk[jj];
+            }
+            for (int jj = 0; jj < VW; jj++) row[j + jj] = acc[jj];
+        }
+        for (; j < end; j++) {
+            QNA_T acc = row[j];
+            for (int64_t k = 0; k < nb; k++) acc -= e[k] * U[(c0 + k) * n + j];
+            row[j] = acc;
+        }
+    }
+}
+
+/* Sub-block [c0, c0 + nb) of rows [r0, r0 + nr) into / out of the transposed scratch: ws[k * nr +
+ * rr] = W[r0 + rr, c0 + k]; the way back also stores the errors es into E. */
+static void QNA_FN(sub_load)(const QNA_T *W, int64_t n, int64_t r0, int64_t nr, int64_t c0,
+                             int64_t nb, QNA_T *ws) {
+    for (int64_t rr = 0; rr < nr; rr++) {
+        const QNA_T *row = W + (r0 + rr) * n + c0;
+        for (int64_t k = 0; k < nb; k++) ws[k * nr + rr] = row[k];
+    }
+}
+static void QNA_FN(sub_store)(QNA_T *W, int64_t n, QNA_T *E, int64_t B, int64_t r0, int64_t nr,
+                              int64_t c0, int64_t s0, int64_t nb, const QNA_T *ws,
+                              const QNA_T *es) {
+    for (int64_t rr = 0; rr < nr; rr++) {
+        QNA_T *row = W + (r0 + rr) * n + c0, *erow = E + (r0 + rr) * B + s0;
+        for (int64_t k = 0; k < nb; k++) {
+            row[k] = ws[k * nr + rr];
+            erow[k] = es[k * nr + rr];
+        }
+    }
+}
+
+/* Column k of the transposed sub-block: q given in qt, err = (w - q) / d, then the rank-1 update
+ * of the sub-block's later columns; returns sum (w - q)^2. */
+static double QNA_FN(sub_column)(QNA_T *ws, QNA_T *es, const QNA_T *qt, int64_t nr, int64_t k,
+                                 int64_t nb, QNA_T d, const QNA_T *urow) {
+    QNA_T *v = ws + k * nr, *ek = es + k * nr;
+    double l = 0;
+#pragma omp simd reduction(+ : l)
+    for (int64_t rr = 0; rr < nr; rr++) {
+        const QNA_T q = qt[rr];
+        const QNA_T diff = v[rr] - q;
+        l += (double)diff * (double)diff;
+        v[rr] = q;
+        ek[rr] = diff / d;
+    }
+    for (int64_t j = k + 1; j < nb; j++) {
+        const QNA_T uj = urow[j];
+        QNA_T *vj = ws + j * nr;
+#pragma omp simd
+        for (int64_t rr = 0; rr < nr; rr++) vj[rr] -= ek[rr] * uj;
+    }
+    return l;
+}
+
 #ifdef QNA_TMPL_GPTQ
-/* Rows [r0, r1) of block [i1, i1 + count): quantize, propagate inside the block, record Err. */
+/* Rows [r0, r1) of block [i1, i1 + count): quantize, propagate inside the block, record Err.
+ * Sub-blocks of x->sub columns run on a transposed copy (columns contiguous over the rows); the
+ * rest of the block gets the sub-block's errors through sub_update. */
 static qn_status QNA_FN(gptq_chunk)(const gptq_ctx *x, int64_t i1, int64_t count, int64_t r0,
                                     int64_t r1, double *loss, qn_error *err) {
     QNA_T *W = x->W;
     const QNA_T *U = x->U;
     QNA_T *E = x->E;
-    QNA_T *wv = x->wv;
-    float *qf = x->qf;
-    const int64_t n = x->cols, B = x->B, end = i1 + count;
+    const int64_t n = x->cols, B = x->B, end = i1 + count, nr = r1 - r0, S = x->sub;
+    QNA_T *ws = (QNA_T *)x->work + (r0 / x->chunk) * (2 * S + 1) * x->chunk, *es = ws + S * nr;
+    QNA_T *qt = es + S * nr;
+    float *qf = x->qf + r0;
     int64_t lastg = -1;
     qn_qparams view;
     double l = 0;
     qn_status st;
-    for (int64_t i = 0; i < count; i++) {
-        const int64_t c = i1 + i;
-        const QNA_T d = U[c * n + c];
-        const int64_t g = qna_colq_group(&x->cq, c);
-        if (g != lastg) {
-            qna_colq_view(&x->cq, r0, r1, g, &view);
-            lastg = g;
+    for (int64_t s0 = 0; s0 < count; s0 += S) {
+        const int64_t s1 = s0 + S < count ? s0 + S : count, nb = s1 - s0, c0 = i1 + s0;
+        QNA_FN(sub_load)(W, n, r0, nr, c0, nb, ws);
+        for (int64_t k = 0; k < nb; k++) {
+            const int64_t c = c0 + k;
+            const QNA_T d = U[c * n + c];
+            const int64_t g = qna_colq_group(&x->cq, c);
+            if (g != lastg) {
+                qna_colq_view(&x->cq, r0, r1, g, &view);
+                lastg = g;
+            }
+            QNA_T *v = ws + k * nr;
+            if (x->zmask) /* preserved zeros: read as 0 */
+                for (int64_t rr = 0; rr < nr; rr++)
+                    if (x->zmask[(r0 + rr) * n + c]) v[rr] = 0;
+            for (int64_t rr = 0; rr < nr; rr++) qf[rr] = (float)v[rr];
+            if (x->codes) { /* codes in sweep order (permuted back by the caller) */
+                uint8_t *ct = x->ctmp + r0;
+                if ((st = qn_quant_quantize(&view, qf, 1, 0, 1, ct, 1, err))) return st;
+                if ((st = qn_quant_dequantize(&view, ct, 1, 0, 1, qf, 1, err))) return st;
+                for (int64_t rr = 0; rr < nr; rr++) x->codes[(r0 + rr) * n + c] = ct[rr];
+            } else if ((st = qn_quant_fake(&view, qf, 1, 0, 1, err))) {
+                return st;
+            }
+            for (int64_t rr = 0; rr < nr; rr++) qt[rr] = (QNA_T)qf[rr];
+            l += QNA_FN(sub_column)(ws, es, qt, nr, k, nb, d, U + c * n + c0) /
+                 ((double)d * (double)d);
         }
-        for (int64_t r = r0; r < r1; r++) {
-            QNA_T v = W[r * n + c];
-            if (x->zmask && x->zmask[r * n + c]) v = 0; /* preserved zero */
-            wv[r] = v;
-            qf[r] = (float)v;
-        }
-        if (x->codes) {
-            if ((st = qn_quant_quantize(&view, qf + r0, 1, 0, 1, x->ctmp + r0, 1, err))) return st;
-            const int64_t oc = x->perm ? x->perm[c] : c;
-            for (int64_t r = r0; r < r1; r++) x->codes[r * n + oc] = x->ctmp[r];
-        }
-        if ((st = qn_quant_fake(&view, qf + r0, 1, 0, 1, err))) return st;
-        const QNA_T *u = U + c * n;
-        for (int64_t r = r0; r < r1; r++) {
-            const QNA_T q = (QNA_T)qf[r];
-            const QNA_T diff = wv[r] - q;
-            const QNA_T e = diff / d;
-            l += (double)diff * (double)diff / ((double)d * (double)d);
-            QNA_T *row = W + r * n;
-            row[c] = q;
-            E[r * B + i] = e;
-#pragma omp simd
-            for (int64_t j = c + 1; j < end; j++) row[j] -= e * u[j];
-        }
+        QNA_FN(sub_store)(W, n, E, B, r0, nr, c0, s0, nb, ws, es);
+        if (i1 + s1 < end) QNA_FN(sub_update)(W, n, E, B, s0, nb, U, c0, i1 + s1, end, r0, r1);
     }
     *loss += l;
     return QN_OK;
@@ -128,64 +203,66 @@ static qn_status QNA_FN(sgpt_chunk)(const sgpt_ctx *x, int64_t i1, int64_t count
     QNA_T *W = x->W;
     const QNA_T *U = x->U;
     QNA_T *E = x->E;
-    float *qf = x->qf;
     uint8_t *mask = x->mask;
-    const int64_t n = x->cols, B = x->B, end = i1 + count;
+    const int64_t n = x->cols, B = x->B, end = i1 + count, nr = r1 - r0, S = x->sub;
     const int pn = x->prune_n, pm = x->prune_m;
+    QNA_T *ws = (QNA_T *)x->work + (r0 / x->chunk) * (2 * S + 1) * x->chunk, *es = ws + S * nr;
+    QNA_T *qt = es + S * nr;
+    float *qf = x->qf + r0;
     int64_t lastg = -1;
     qn_qparams view;
     double l = 0;
     qn_status st;
-    for (int64_t i = 0; i < count; i++) {
-        const int64_t c = i1 + i;
-        const QNA_T d = U[c * n + c];
-        if (pn && i % pm == 0) {
-            /* the N smallest w^2 / U_jj^2 of the next M columns (ties: the first ones) */
-            const int64_t width = (count - i < pm) ? count - i : pm;
-            QNA_T *vals = (QNA_T *)x->nmv + (r0 / x->chunk) * pm;
-            uint8_t *taken = x->nmt + (r0 / x->chunk) * pm;
-            for (int64_t r = r0; r < r1; r++) {
-                uint8_t *mrow = mask + r * n + c;
-                for (int64_t k = 0; k < width; k++) {
-                    const QNA_T w = W[r * n + c + k], dk = U[(c + k) * n + c + k];
-                    QNA_T t = w * w;
-                    if (x->preserve && mrow[k]) t = 0;
-                    vals[k] = t / (dk * dk);
-                    taken[k] = 0;
-                }
-                for (int s = 0; s < pn; s++) {
-                    int64_t best = -1;
-                    for (int64_t k = 0; k < width; k++)
-                        if (!taken[k] && (best < 0 || vals[k] < vals[best])) best = k;
-                    taken[best] = 1;
-                    mrow[best] = 1;
+    for (int64_t s0 = 0; s0 < count; s0 += S) {
+        const int64_t s1 = s0 + S < count ? s0 + S : count, nb = s1 - s0, c0 = i1 + s0;
+        QNA_FN(sub_load)(W, n, r0, nr, c0, nb, ws);
+        for (int64_t k = 0; k < nb; k++) {
+            const int64_t c = c0 + k;
+            const QNA_T d = U[c * n + c];
+            if (pn && (s0 + k) % pm == 0) {
+                /* per row, the N smallest w^2 / U_jj^2 of the next M columns (ties: the first);
+                 * S is a multiple of M, so the group lies in this sub-block */
+                const int64_t width = (count - s0 - k < pm) ? count - s0 - k : pm;
+                QNA_T *vals = (QNA_T *)x->nmv + (r0 / x->chunk) * pm;
+                uint8_t *taken = x->nmt + (r0 / x->chunk) * pm;
+                for (int64_t rr = 0; rr < nr; rr++) {
+                    uint8_t *mrow = mask + (r0 + rr) * n + c;
+                    for (int64_t kk = 0; kk < width; kk++) {
+                        const QNA_T w = ws[(k + kk) * nr + rr], dk = U[(c + kk) * n + c + kk];
+                        QNA_T t = w * w;
+                        if (x->preserve && mrow[kk]) t = 0;
+                        vals[kk] = t / (dk * dk);
+                        taken[kk] = 0;
+                    }
+                    for (int s = 0; s < pn; s++) {
+                        int64_t best = -1;
+                        for (int64_t kk = 0; kk < width; kk++)
+                            if (!taken[kk] && (best < 0 || vals[kk] < vals[best])) best = kk;
+                        taken[best] = 1;
+                        mrow[best] = 1;
+                    }
                 }
             }
-        }
-        if (x->cq.p) {
-            const int64_t g = qna_colq_group(&x->cq, c);
-            if (g != lastg) {
-                qna_colq_view(&x->cq, r0, r1, g, &view);
-                lastg = g;
+            const QNA_T *v = ws + k * nr;
+            if (x->cq.p) { /* joint quantization of the kept weights */
+                const int64_t g = qna_colq_group(&x->cq, c);
+                if (g != lastg) {
+                    qna_colq_view(&x->cq, r0, r1, g, &view);
+                    lastg = g;
+                }
+                for (int64_t rr = 0; rr < nr; rr++)
+                    qf[rr] = mask[(r0 + rr) * n + c] ? 0.0f : (float)v[rr];
+                if ((st = qn_quant_fake(&view, qf, 1, 0, 1, err))) return st;
+                for (int64_t rr = 0; rr < nr; rr++)
+                    qt[rr] = mask[(r0 + rr) * n + c] ? 0 : (QNA_T)qf[rr];
+            } else {
+                for (int64_t rr = 0; rr < nr; rr++) qt[rr] = mask[(r0 + rr) * n + c] ? 0 : v[rr];
             }
-            for (int64_t r = r0; r < r1; r++)
-                qf[r] = mask[r * n + c] ? 0.0f : (float)W[r * n + c];
-            if ((st = qn_quant_fake(&view, qf + r0, 1, 0, 1, err))) return st;
+            l += QNA_FN(sub_column)(ws, es, qt, nr, k, nb, d, U + c * n + c0) /
+                 ((double)d * (double)d);
         }
-        const QNA_T *u = U + c * n;
-        for (int64_t r = r0; r < r1; r++) {
-            QNA_T *row = W + r * n;
-            const QNA_T w = row[c];
-            QNA_T q = x->cq.p ? (QNA_T)qf[r] : w;
-            if (mask[r * n + c]) q = 0;
-            const QNA_T diff = w - q;
-            const QNA_T e = diff / d;
-            l += (double)diff * (double)diff / ((double)d * (double)d);
-            row[c] = q;
-            E[r * B + i] = e;
-#pragma omp simd
-            for (int64_t j = c + 1; j < end; j++) row[j] -= e * u[j];
-        }
+        QNA_FN(sub_store)(W, n, E, B, r0, nr, c0, s0, nb, ws, es);
+        if (i1 + s1 < end) QNA_FN(sub_update)(W, n, E, B, s0, nb, U, c0, i1 + s1, end, r0, r1);
     }
     *loss += l;
     return QN_OK;

@@ -10,7 +10,9 @@
 #include "commands.h"
 #include "quench/config.h"
 #include "quench/eval.h"
+#include "quench/calib.h"
 #include "quench/export.h"
+#include "quench/pipeline.h"
 #include "quench/recipe.h"
 #include "quench/safetensors.h"
 
@@ -157,19 +159,73 @@ done:
     cli_unload_model(m, tok, llm);
 }
 
+/* 1 when every modifier is a QuantizationModifier or GPTQModifier without kv-cache or static
+ * activation scales (what the calibration pipeline runs today). */
+static int gptq_only(const qn_recipe *r) {
+    for (size_t i = 0; i < qn_recipe_modifier_count(r); i++) {
+        const qn_modifier *m = qn_recipe_modifier(r, i);
+        if (m->kind != QN_MOD_QUANTIZATION && m->kind != QN_MOD_GPTQ) return 0;
+        if (m->has_kv_cache_scheme) return 0;
+        for (size_t g = 0; g < m->n_groups; g++) {
+            const qn_quant_scheme *s = &m->groups[g];
+            if (s->has_input_activations && s->input_activations.dynamic != QN_DYNAMIC_TRUE) return 0;
+            if (s->has_output_activations && s->output_activations.dynamic == QN_DYNAMIC_FALSE) return 0;
+            if (s->has_weights && !strcmp(s->weights.observer, "imatrix_mse")) return 0;
+        }
+    }
+    return 1;
+}
+
+static void pipeline_progress(void *user, int64_t layer, int64_t n_layers, const char *phase) {
+    compress_progress *cp = user;
+    if (!cp->p.enabled) return;
+    double el = cli_now() - cp->p.t0;
+    fprintf(stderr, "\rcompress: layer %lld/%lld %-10s %.1fs elapsed, ETA %.1fs   ", (long long)layer + 1, (long long)n_layers,
+            phase, el, layer > 0 ? el * (double)(n_layers - layer) / (double)layer : 0.0);
+}
+
+/* GPTQ summary: per-Linear output error against round-to-nearest of the same scheme. */
+static void print_gptq_summary(const qn_pipeline_stats_t *s) {
+    double sum_g = 0, sum_r = 0;
+    int64_t n = 0, better = 0, damped = 0;
+    for (size_t i = 0; i < s->n_linears; i++) {
+        const qn_pipeline_linear *l = &s->linears[i];
+        if (!l->gptq) continue;
+        sum_g += l->rel_error;
+        sum_r += l->rtn_rel_error;
+        better += l->rel_error < l->rtn_rel_error;
+        damped += l->retries > 0;
+        n++;
+    }
+    printf("calibration     %lld samples, %lld tokens, %lld layers (forward %.2f s, GPTQ %.2f s)\n", (long long)s->samples,
+           (long long)s->tokens, (long long)s->layers_run, s->seconds_forward, s->seconds_gptq);
+    if (n)
+        printf("GPTQ            %lld Linear layers: mean output error %.5f vs %.5f round-to-nearest (lower on %lld of %lld)%s\n",
+               (long long)n, sum_g / (double)n, sum_r / (double)n, (long long)better, (long long)n,
+               damped ? " — some needed extra dampening" : "");
+    for (size_t i = 0; i < s->n_linears; i++)
+        if (s->linears[i].gptq && s->linears[i].retries > 0)
+            printf("  dampening     %s needed %.3g (after %d failed factorizations)\n", s->linears[i].name,
+                   s->linears[i].damp_frac, s->linears[i].retries);
+    if (s->rtn_fallback_linears)
+        printf("  fallback      %lld GPTQ-targeted Linear layers (MoE experts) quantized round-to-nearest\n",
+               (long long)s->rtn_fallback_linears);
+}
+
 static const char k_usage[] =
     "usage: quench compress MODEL -o OUT (--recipe FILE | --scheme NAME [--targets T,...] [--ignore I,...])\n"
     "                       [--overwrite] [--max-shard-size 5GB] [--no-sample] [--quiet]\n\n"
     "Writes a compressed-tensors checkpoint of MODEL to OUT (loadable by vLLM and transformers) with\n"
     "round-to-nearest quantization. Data-free schemes need no forward pass: weight-only int (W4A16,\n"
     "W4A16_ASYM, W8A16, ...), FP8_DYNAMIC, FP8_BLOCK, W8A8/INT8 (dynamic activations), NVFP4A16.\n"
-    "Recipes that need calibration (GPTQ, AWQ, SmoothQuant, static activation or KV-cache scales) are\n"
-    "refused. --targets / --ignore take comma-separated lists and may be repeated (defaults: Linear /\n"
+    "GPTQModifier recipes run the layer-by-layer calibration pipeline on --dataset; recipes needing\n"
+    "other calibration (AWQ, SmoothQuant, SparseGPT, static activation or KV-cache scales) are refused. --targets / --ignore take comma-separated lists and may be repeated (defaults: Linear /\n"
     "lm_head). OUT is written beside itself as OUT.tmp-<pid> and renamed when complete.";
 
 int cmd_compress(int argc, char **argv) {
     const char *out = NULL, *recipe_path = NULL, *scheme = NULL, *shard = "5GB", *prompt = "Once upon a time";
-    const char *dummy = NULL;
+    const char *dummy = NULL, *dataset = NULL, *dataset_mode = "stream", *text_field = "text";
+    int64_t num_samples = 512, max_seq_len = 2048, shuffle_seed = 42;
     int overwrite = 0, no_sample = 0, quiet = 0;
     const cli_opt opts[] = {
         {"--output", CLI_STR, &out, "output folder (also -o)", "OUT"},
@@ -182,6 +238,12 @@ int cmd_compress(int argc, char **argv) {
         {"--no-sample", CLI_FLAG, &no_sample, "skip the 32-token greedy sample from the compressed model", NULL},
         {"--sample-prompt", CLI_STR, &prompt, "prompt of the sample (default \"Once upon a time\")", "TEXT"},
         {"--quiet", CLI_FLAG, &quiet, "no progress output", NULL},
+        {"--dataset", CLI_STR, &dataset, "calibration data for GPTQ: text, JSONL (text / messages / instruction records)", "PATH"},
+        {"--dataset-mode", CLI_STR, &dataset_mode, "plain text: stream (default, windows) or lines", "MODE"},
+        {"--num-calibration-samples", CLI_INT, &num_samples, "calibration samples (default 512)", "N"},
+        {"--max-seq-length", CLI_INT, &max_seq_len, "tokens per sample (default 2048)", "N"},
+        {"--shuffle-seed", CLI_INT, &shuffle_seed, "shuffle seed of the samples (default 42; 0 = file order)", "S"},
+        {"--text-field", CLI_STR, &text_field, "JSONL field holding the text (default text)", "NAME"},
         {0}};
     /* -o -> --output; --targets/--ignore collected here (cli_parse keeps one value per option) */
     str_list targets = {{0}, 0}, ignore = {{0}, 0};
@@ -235,6 +297,9 @@ int cmd_compress(int argc, char **argv) {
     qn_module *mods = NULL;
     size_t nm = 0;
     qn_recipe_plan plan;
+    qn_calib_set calib = {0};
+    int have_calib = 0;
+    qn_pipeline *pl = NULL;
     if (recipe_path) {
         if (qn_recipe_load(recipe_path, &r, &err)) { cli_fail("compress", &err); goto out; }
     } else if (qn_recipe_from_cli(scheme, (const char *const *)targets.items, targets.n,
@@ -242,11 +307,16 @@ int cmd_compress(int argc, char **argv) {
         cli_fail("compress", &err);
         goto out;
     }
-    if (qn_recipe_needs_calibration(r)) {
+    int calibrated = qn_recipe_needs_calibration(r);
+    if (calibrated && !gptq_only(r)) {
         char why[1024];
         calibration_reason(r, why, sizeof why);
-        cli_failf("compress", "this recipe needs calibration data, which this version does not run: %s. "
-                  "Data-free alternatives: W4A16, W8A16, FP8_DYNAMIC, FP8_BLOCK, W8A8 (dynamic activations)", why);
+        cli_failf("compress", "this recipe needs calibration data that this version does not collect yet: %s. "
+                  "Supported: GPTQModifier with any weight scheme, and data-free QuantizationModifier schemes", why);
+        goto cleanup;
+    }
+    if (calibrated && !dataset) {
+        cli_failf("compress", "GPTQModifier needs calibration data: give --dataset PATH (e.g. data/tinystories/tinystories_valid_subset.txt)");
         goto cleanup;
     }
     if (qn_config_load_dir(pos[0], &cfg, &err)) { cli_fail("compress", &err); goto cleanup; }
@@ -267,9 +337,34 @@ int cmd_compress(int argc, char **argv) {
     o.progress = progress_cb;
     o.progress_user = &cp;
     qn_export_stats stats;
+    if (calibrated) {
+        qn_tokenizer *tok = NULL;
+        if (qn_tokenizer_load_dir(pos[0], &tok, &err)) { cli_progress_end(&cp.p); cli_fail("compress", &err); goto cleanup; }
+        qn_calib_opts co;
+        qn_calib_opts_init(&co);
+        co.path = dataset;
+        co.mode = dataset_mode;
+        co.text_field = text_field;
+        co.num_samples = num_samples;
+        co.max_seq_length = max_seq_len;
+        co.shuffle = shuffle_seed != 0;
+        co.shuffle_seed = (uint64_t)shuffle_seed;
+        qn_status cst = qn_calib_load(&co, tok, pos[0], &calib, &err);
+        qn_tokenizer_free(tok);
+        if (cst) { cli_progress_end(&cp.p); cli_fail("compress", &err); goto cleanup; }
+        have_calib = 1;
+        if (!quiet)
+            fprintf(stderr, "quench compress: calibration: %lld samples, %lld tokens (%s) from %s\n", (long long)calib.n,
+                    (long long)calib.tokens, calib.kind, dataset);
+        qn_pipeline_opts po = {.progress = pipeline_progress, .progress_user = &cp};
+        if (qn_pipeline_create(pos[0], r, mods, nm, &plan, &calib, &po, &pl, &err)) { cli_progress_end(&cp.p); cli_fail("compress", &err); goto cleanup; }
+        o.weight_hook = qn_pipeline_weight_hook;
+        o.weight_hook_user = pl;
+    }
     qn_status st = qn_export_model(pos[0], out, mods, nm, &plan, &o, &stats, &err);
     cli_progress_end(&cp.p);
     if (st) { cli_fail("compress", &err); goto cleanup; }
+    if (pl) print_gptq_summary(qn_pipeline_stats(pl));
     for (const char *w = stats.warnings; *w;) {
         const char *e = strchr(w, '\n');
         int l = e ? (int)(e - w) : (int)strlen(w);
@@ -290,6 +385,8 @@ int cmd_compress(int argc, char **argv) {
     if (!no_sample) sample(out, prompt);
     rc = 0;
 cleanup:
+    qn_pipeline_free(pl);
+    if (have_calib) qn_calib_free(&calib);
     if (have_plan) qn_recipe_plan_free(&plan);
     qn_export_modules_free(mods, nm);
     qn_st_set_free(set);

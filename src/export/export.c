@@ -460,7 +460,11 @@ static qn_status quantize_module(emit_ctx *c, const qn_module *m, const mod_plan
         for (int64_t j = 0; j < cols; j++) gidx[j] = (int32_t)(j / p.tile_cols);
         p.g_idx = gidx;
     }
-    if (mp->fused_tensor && strat == QN_STRATEGY_TENSOR) {
+    int provided = 0;
+    if (o->weight_hook && (st = o->weight_hook(o->weight_hook_user, mi, m, w, &p, &provided, err))) goto done;
+    if (provided) {
+        /* the algorithm's scales (and g_idx) */
+    } else if (mp->fused_tensor && strat == QN_STRATEGY_TENSOR) {
         float zp = 0;
         if ((st = qn_quant_calc_qparams(&p.args, mp->dtype, &mp->fmin, &mp->fmax, 1, 0.0f, p.scale,
                                         p.zero_point ? &zp : NULL, err)))
@@ -539,7 +543,8 @@ static qn_status quantize_module(emit_ctx *c, const qn_module *m, const mod_plan
     }
     if (gidx) {
         int64_t gshape = cols;
-        if ((st = emit(c, m->name, "weight_g_idx", QN_DT_I32, 1, &gshape, gidx, (size_t)cols * 4, err))) goto done;
+        const int32_t *gi = p.g_idx ? p.g_idx : gidx;
+        if ((st = emit(c, m->name, "weight_g_idx", QN_DT_I32, 1, &gshape, gi, (size_t)cols * 4, err))) goto done;
     }
     if (mp->static_input) {
         const qn_quant_args *ia = &mp->s->input_activations;

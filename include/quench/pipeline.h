@@ -1,0 +1,72 @@
+/* quench — the sequential calibration pipeline: one decoder layer resident at a time.
+ *
+ * The pipeline holds the calibration activations X_L [samples × T × H] (fp32) and advances one
+ * layer at a time, driven by the exporter (qn_export_opts.weight_hook = qn_pipeline_weight_hook):
+ * when the exporter reaches the first quantized Linear of decoder layer L, the pipeline
+ *   1. loads layer L (fp32), runs it over every sample with hooks that accumulate the Hessian
+ *      H = 2/N Σ xxᵀ of each Linear group (q/k/v share one, gate/up share one, o, down),
+ *   2. runs GPTQ on each Linear whose config group comes from a GPTQModifier (other quantized
+ *      Linears of the layer are fake-quantized round-to-nearest for the propagation),
+ *   3. runs the compressed layer over the samples again: X_{L+1} (quantized outputs propagate,
+ *      as in llm-compressor), and frees the layer;
+ * and hands each Linear's GPTQ weight and scales to the exporter, which writes them.
+ *
+ *   qn_pipeline *pl;
+ *   qn_pipeline_create(model_dir, recipe, mods, n, &plan, &calib, &popts, &pl, &err);
+ *   export_opts.weight_hook = qn_pipeline_weight_hook; export_opts.weight_hook_user = pl;
+ *   qn_export_model(model_dir, out, mods, n, &plan, &export_opts, &stats, &err);
+ *   qn_pipeline_stats(pl) ... per-Linear relative output error ‖XWᵀ − XŴᵀ‖/‖XWᵀ‖
+ *   qn_pipeline_free(pl);
+ *
+ * Experts of MoE layers are not calibrated yet: they fall back to round-to-nearest (counted).
+ */
+#ifndef QUENCH_PIPELINE_H
+#define QUENCH_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quench/calib.h"
+#include "quench/quant.h"
+#include "quench/recipe.h"
+#include "quench/status.h"
+
+typedef struct qn_pipeline qn_pipeline;
+
+typedef void (*qn_pipeline_progress_fn)(void *user, int64_t layer, int64_t n_layers, const char *phase);
+
+typedef struct {
+    qn_pipeline_progress_fn progress;
+    void *progress_user;
+} qn_pipeline_opts;
+
+/* What happened to one Linear. */
+typedef struct {
+    const char *name;          /* module name (borrowed from mods) */
+    int gptq;                  /* 1: GPTQ, 0: round-to-nearest fallback */
+    double rel_error;          /* ‖XWᵀ − XŴᵀ‖ / ‖XWᵀ‖ on the calibration data (GPTQ Linears) */
+    double rtn_rel_error;      /* the same for round-to-nearest with the same scheme */
+    double damp_frac;          /* dampening used */
+    int retries;               /* failed factorizations before the one used */
+    int64_t dead;              /* inputs never active (diag(H) == 0) */
+} qn_pipeline_linear;
+
+typedef struct {
+    int64_t layers_run;
+    int64_t gptq_linears, rtn_fallback_linears;
+    int64_t samples, tokens;
+    double seconds_forward, seconds_gptq;
+    const qn_pipeline_linear *linears;   /* [n_linears], modules in the pipeline's order */
+    size_t n_linears;
+} qn_pipeline_stats_t;
+
+qn_status qn_pipeline_create(const char *model_dir, const qn_recipe *recipe, const qn_module *mods, size_t n_mods,
+                             const qn_recipe_plan *plan, const qn_calib_set *calib, const qn_pipeline_opts *opts,
+                             qn_pipeline **out, qn_error *err);
+/* qn_export_weight_fn for the exporter; `user` is the pipeline. */
+qn_status qn_pipeline_weight_hook(void *user, size_t module_index, const qn_module *m, float *w, qn_qparams *p,
+                                  int *provided, qn_error *err);
+const qn_pipeline_stats_t *qn_pipeline_stats(const qn_pipeline *pl);
+void qn_pipeline_free(qn_pipeline *pl);
+
+#endif

@@ -1,0 +1,382 @@
+/* The sequential layer-by-layer calibration pipeline (include/quench/pipeline.h). */
+#include "quench/pipeline.h"
+
+#include <cblas.h>
+#undef I
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "quench/algo.h"
+#include "quench/model.h"
+
+/* Linear groups that share an input (one Hessian each). */
+enum { HG_QKV, HG_O, HG_GATEUP, HG_DOWN, HG_N };
+static int hgroup_of(qn_linear_id id) {
+    switch (id) {
+    case QN_LIN_Q: case QN_LIN_K: case QN_LIN_V: return HG_QKV;
+    case QN_LIN_O: return HG_O;
+    case QN_LIN_GATE: case QN_LIN_UP: return HG_GATEUP;
+    default: return HG_DOWN;
+    }
+}
+
+typedef struct {
+    float *w;          /* GPTQ weight [out, in], handed to the exporter */
+    qn_qparams p;
+    int32_t *g_idx;
+    int ready;
+} result;
+
+struct qn_pipeline {
+    qn_model *m;
+    const qn_recipe *recipe;
+    const qn_module *mods;
+    size_t n_mods;
+    const qn_recipe_plan *plan;
+    qn_pipeline_opts opts;
+    float **x;            /* [samples] activations [T_i, H] */
+    int64_t *len;
+    int64_t n_samples, max_t;
+    int64_t next_layer;   /* layers < next_layer are done */
+    size_t *by_name;      /* module indices sorted by name */
+    result *res;          /* [n_mods] */
+    qn_pipeline_linear *lin;   /* [n_mods] */
+    qn_pipeline_stats_t stats;
+    /* per-layer Hessian accumulation */
+    qn_hessian h[HG_N];
+    int want[HG_N];
+    qn_error *hook_err;
+    qn_status hook_st;
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct {
+    const char *name;
+    size_t index;
+} name_index;
+
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(((const name_index *)a)->name, ((const name_index *)b)->name);
+}
+
+static long find_module(const qn_pipeline *pl, const char *name) {
+    size_t lo = 0, hi = pl->n_mods;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(pl->mods[pl->by_name[mid]].name, name);
+        if (!c) return (long)pl->by_name[mid];
+        if (c < 0) lo = mid + 1; else hi = mid;
+    }
+    return -1;
+}
+
+/* The modifier that owns config group g (groups of a modifier are a contiguous slice). */
+static const qn_modifier *modifier_of_group(const qn_pipeline *pl, int g) {
+    const qn_quant_scheme *s = &pl->plan->groups[g];
+    for (size_t k = 0; k < qn_recipe_modifier_count(pl->recipe); k++) {
+        const qn_modifier *md = qn_recipe_modifier(pl->recipe, k);
+        if (md->n_groups && s >= md->groups && s < md->groups + md->n_groups) return md;
+    }
+    return NULL;
+}
+
+static double param_num(const qn_modifier *md, const char *key, double def) {
+    const cJSON *v = md && md->params ? cJSON_GetObjectItemCaseSensitive(md->params, key) : NULL;
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+void qn_pipeline_free(qn_pipeline *pl) {
+    if (!pl) return;
+    for (int64_t i = 0; i < pl->n_samples; i++) free(pl->x ? pl->x[i] : NULL);
+    free(pl->x);
+    free(pl->len);
+    if (pl->res)
+        for (size_t i = 0; i < pl->n_mods; i++) {
+            free(pl->res[i].w);
+            free(pl->res[i].g_idx);
+            if (pl->res[i].ready) qn_qparams_free(&pl->res[i].p);
+        }
+    free(pl->res);
+    free(pl->lin);
+    free(pl->by_name);
+    for (int g = 0; g < HG_N; g++) qn_hessian_free(&pl->h[g]);
+    qn_model_close(pl->m);
+    free(pl);
+}
+
+qn_status qn_pipeline_create(const char *model_dir, const qn_recipe *recipe, const qn_module *mods, size_t n_mods,
+                             const qn_recipe_plan *plan, const qn_calib_set *calib, const qn_pipeline_opts *opts,
+                             qn_pipeline **out, qn_error *err) {
+    *out = NULL;
+    qn_pipeline *pl = calloc(1, sizeof *pl);
+    if (!pl) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+    pl->recipe = recipe;
+    pl->mods = mods;
+    pl->n_mods = n_mods;
+    pl->plan = plan;
+    if (opts) pl->opts = *opts;
+    qn_status st = qn_model_open(model_dir, &pl->m, err);
+    if (st) {
+        qn_error_prefix(err, "calibration needs the forward pass");
+        free(pl);
+        return st;
+    }
+    const qn_model_config *c = &pl->m->cfg;
+    int64_t H = c->hidden_size;
+    pl->n_samples = calib->n;
+    pl->x = calloc((size_t)calib->n, sizeof *pl->x);
+    pl->len = calloc((size_t)calib->n, sizeof *pl->len);
+    pl->by_name = malloc(sizeof(size_t) * (n_mods ? n_mods : 1));
+    pl->res = calloc(n_mods ? n_mods : 1, sizeof *pl->res);
+    pl->lin = calloc(n_mods ? n_mods : 1, sizeof *pl->lin);
+    if (!pl->x || !pl->len || !pl->by_name || !pl->res || !pl->lin) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto fail; }
+    name_index *ni = malloc(sizeof *ni * (n_mods ? n_mods : 1));
+    if (!ni) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto fail; }
+    for (size_t i = 0; i < n_mods; i++) { ni[i].name = mods[i].name; ni[i].index = i; pl->lin[i].name = mods[i].name; }
+    qsort(ni, n_mods, sizeof *ni, cmp_name);
+    for (size_t i = 0; i < n_mods; i++) pl->by_name[i] = ni[i].index;
+    free(ni);
+    double t0 = now_s();
+    for (int64_t i = 0; i < calib->n; i++) {
+        int64_t T = calib->samples[i].n;
+        if (T > c->max_position_embeddings) T = c->max_position_embeddings;
+        pl->len[i] = T;
+        if (T > pl->max_t) pl->max_t = T;
+        pl->stats.tokens += T;
+        pl->x[i] = malloc(sizeof(float) * (size_t)(T * H));
+        if (!pl->x[i]) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for the calibration activations (%lld samples)", (long long)calib->n); goto fail; }
+        if ((st = qn_model_embed(pl->m, calib->samples[i].ids, T, pl->x[i], err))) goto fail;
+    }
+    pl->stats.samples = calib->n;
+    pl->stats.seconds_forward += now_s() - t0;
+    pl->stats.linears = pl->lin;
+    pl->stats.n_linears = n_mods;
+    *out = pl;
+    return QN_OK;
+fail:
+    qn_pipeline_free(pl);
+    return st;
+}
+
+const qn_pipeline_stats_t *qn_pipeline_stats(const qn_pipeline *pl) { return &pl->stats; }
+
+static void stats_hook(void *user, int64_t layer, qn_linear_id id, const float *x, int64_t T, int64_t in) {
+    (void)layer;
+    qn_pipeline *pl = user;
+    int g = hgroup_of(id);
+    if (!pl->want[g] || pl->hook_st) return;
+    if (pl->h[g].n != in) return;
+    pl->hook_st = qn_hessian_add(&pl->h[g], x, T, in, 1, pl->hook_err);
+}
+
+/* tr(D H Dᵀ) for D [rows, cols] with symmetric H: Σ_r d_r·(H d_r). */
+static double quad_form(const float *d, int64_t rows, int64_t cols, const float *h, float *tmp) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols, (int)cols, 1.0f, d, (int)cols, h,
+                (int)cols, 0.0f, tmp, (int)cols);
+    double s = 0;
+    for (int64_t i = 0; i < rows * cols; i++) s += (double)d[i] * (double)tmp[i];
+    return s;
+}
+
+/* Relative output error sqrt(tr(ΔW H ΔWᵀ) / tr(W H Wᵀ)) (H ∝ Σ xxᵀ, so this is ‖XΔWᵀ‖/‖XWᵀ‖). */
+static double rel_output_error(const float *w, const float *wq, int64_t rows, int64_t cols, const float *h, qn_error *err,
+                               qn_status *st) {
+    size_t n = (size_t)(rows * cols);
+    float *d = malloc(sizeof(float) * n), *tmp = malloc(sizeof(float) * n);
+    if (!d || !tmp) { free(d); free(tmp); *st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); return 0; }
+    double base = quad_form(w, rows, cols, h, tmp);
+    for (size_t i = 0; i < n; i++) d[i] = w[i] - wq[i];
+    double e = quad_form(d, rows, cols, h, tmp);
+    free(d);
+    free(tmp);
+    return base > 0 ? sqrt(fmax(e, 0) / base) : 0;
+}
+
+static qn_dtype weight_dtype(const qn_pipeline *pl, const char *module) {
+    char name[320];
+    snprintf(name, sizeof name, "%s.weight", module);
+    const qn_tensor *t = qn_st_set_find(pl->m->tensors, name);
+    if (t && (t->dtype == QN_DT_BF16 || t->dtype == QN_DT_F16)) return t->dtype;
+    return QN_DT_F32;
+}
+
+/* Runs decoder layer L: statistics, GPTQ, propagation. */
+static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
+    const qn_model_config *c = &pl->m->cfg;
+    int64_t H = c->hidden_size;
+    qn_layer layer;
+    qn_scratch *sc = NULL;
+    float *tmp = NULL;
+    qn_status st = qn_layer_load(pl->m, L, &layer, err);
+    if (st) return st;
+    long mi_of[QN_LIN_COUNT];
+    int gptq_of[QN_LIN_COUNT];
+    memset(pl->want, 0, sizeof pl->want);
+    for (int id = 0; id < QN_LIN_COUNT; id++) {
+        mi_of[id] = -1;
+        gptq_of[id] = 0;
+        if (!layer.lin[id].w) continue;
+        char name[256];
+        snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)L, qn_linear_name((qn_linear_id)id));
+        long mi = find_module(pl, name);
+        if (mi < 0 || pl->plan->group_of[mi] < 0) continue;
+        mi_of[id] = mi;
+        const qn_modifier *md = modifier_of_group(pl, pl->plan->group_of[mi]);
+        if (md && md->kind == QN_MOD_GPTQ && pl->plan->groups[pl->plan->group_of[mi]].has_weights) {
+            gptq_of[id] = 1;
+            pl->want[hgroup_of((qn_linear_id)id)] = 1;
+        }
+    }
+    for (int g = 0; g < HG_N; g++) {
+        if (!pl->want[g]) continue;
+        int64_t in = g == HG_QKV || g == HG_GATEUP ? H : g == HG_O ? c->num_attention_heads * c->head_dim : c->intermediate_size;
+        if ((st = qn_hessian_init(&pl->h[g], in, err))) goto done;
+    }
+    if ((st = qn_scratch_create(c, pl->max_t, pl->max_t, &sc, err))) goto done;
+    tmp = malloc(sizeof(float) * (size_t)(pl->max_t * H));
+    if (!tmp) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto done; }
+    int any = 0;
+    for (int g = 0; g < HG_N; g++) any |= pl->want[g];
+    double t0 = now_s();
+    if (any) {
+        if (pl->opts.progress) pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "statistics");
+        pl->hook_err = err;
+        pl->hook_st = QN_OK;
+        for (int64_t s = 0; s < pl->n_samples && !st; s++) {
+            memcpy(tmp, pl->x[s], sizeof(float) * (size_t)(pl->len[s] * H));
+            st = qn_layer_forward(c, &layer, tmp, pl->len[s], 0, NULL, sc, stats_hook, pl, err);
+            if (!st) st = pl->hook_st;
+        }
+        if (st) goto done;
+        for (int g = 0; g < HG_N; g++) if (pl->want[g]) qn_hessian_finalize(&pl->h[g]);
+    }
+    pl->stats.seconds_forward += now_s() - t0;
+    /* GPTQ (and RTN fake quantization of the other quantized Linears, for the propagation) */
+    t0 = now_s();
+    if (pl->opts.progress) pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "gptq");
+    for (int id = 0; id < QN_LIN_COUNT && !st; id++) {
+        long mi = mi_of[id];
+        if (mi < 0) continue;
+        qn_linear *lin = &layer.lin[id];
+        const qn_quant_scheme *sch = &pl->plan->groups[pl->plan->group_of[mi]];
+        if (!sch->has_weights) continue;
+        qn_dtype dt = weight_dtype(pl, pl->mods[mi].name);
+        int64_t rows = lin->out, cols = lin->in;
+        size_t n = (size_t)(rows * cols);
+        if (gptq_of[id]) {
+            const qn_modifier *md = modifier_of_group(pl, pl->plan->group_of[mi]);
+            qn_hessian *hs = &pl->h[hgroup_of((qn_linear_id)id)];
+            result *r = &pl->res[mi];
+            float *hcopy = malloc(sizeof(float) * (size_t)(cols * cols));
+            float *rtn = malloc(sizeof(float) * n);
+            r->w = malloc(sizeof(float) * n);
+            int group_ord = sch->weights.actorder == QN_ACTORDER_GROUP || sch->weights.actorder == QN_ACTORDER_DYNAMIC;
+            if (group_ord) r->g_idx = malloc(sizeof(int32_t) * (size_t)cols);
+            if (!hcopy || !rtn || !r->w || (group_ord && !r->g_idx)) {
+                free(hcopy); free(rtn);
+                st = qn_error_set(err, QN_ERR_NOMEM, "%s: out of memory for GPTQ", pl->mods[mi].name);
+                break;
+            }
+            memcpy(hcopy, hs->h, sizeof(float) * (size_t)(cols * cols));
+            memcpy(r->w, lin->w, sizeof(float) * n);
+            qn_gptq_opts go;
+            qn_gptq_opts_init(&go);
+            go.block_size = (int64_t)param_num(md, "block_size", 128);
+            go.dampening_frac = param_num(md, "dampening_frac", 0.01);
+            qn_gptq_report rep;
+            st = qn_gptq_quantize(r->w, rows, cols, hcopy, &sch->weights, dt, &go, &r->p, r->g_idx, NULL, &rep, err);
+            free(hcopy);
+            if (st) { free(rtn); qn_error_prefix(err, "GPTQ of %s", pl->mods[mi].name); break; }
+            r->ready = 1;
+            /* round-to-nearest of the same scheme, for the error comparison */
+            qn_qparams rp;
+            memcpy(rtn, lin->w, sizeof(float) * n);
+            if (!(st = qn_qparams_init(&rp, &sch->weights, dt, rows, cols, err))) {
+                if (rp.args.strategy == QN_STRATEGY_TENSOR_GROUP) rp.global_scale = qn_nvfp4_global_scale(qn_quant_absmax(rtn, rows, cols, cols));
+                if (!(st = qn_qparams_observe(&rp, rtn, cols, 0, cols, err))) st = qn_quant_fake(&rp, rtn, cols, 0, cols, err);
+                qn_qparams_free(&rp);
+            }
+            if (!st) {
+                qn_pipeline_linear *pli = &pl->lin[mi];
+                pli->gptq = 1;
+                pli->rel_error = rel_output_error(lin->w, r->w, rows, cols, hs->h, err, &st);
+                if (!st) pli->rtn_rel_error = rel_output_error(lin->w, rtn, rows, cols, hs->h, err, &st);
+                pli->damp_frac = rep.damp_frac;
+                pli->retries = rep.retries;
+                pli->dead = rep.dead;
+                pl->stats.gptq_linears++;
+            }
+            free(rtn);
+            if (!st) memcpy(lin->w, r->w, sizeof(float) * n);   /* propagate the quantized layer */
+        } else {
+            qn_qparams rp;
+            if ((st = qn_qparams_init(&rp, &sch->weights, dt, rows, cols, err))) break;
+            if (rp.args.strategy == QN_STRATEGY_TENSOR_GROUP) rp.global_scale = qn_nvfp4_global_scale(qn_quant_absmax(lin->w, rows, cols, cols));
+            if (!(st = qn_qparams_observe(&rp, lin->w, cols, 0, cols, err))) st = qn_quant_fake(&rp, lin->w, cols, 0, cols, err);
+            qn_qparams_free(&rp);
+        }
+    }
+    pl->stats.seconds_gptq += now_s() - t0;
+    if (st) goto done;
+    /* propagation: X_{L+1} = compressed layer(X_L) */
+    t0 = now_s();
+    if (pl->opts.progress) pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "propagate");
+    for (int64_t s = 0; s < pl->n_samples && !st; s++)
+        st = qn_layer_forward(c, &layer, pl->x[s], pl->len[s], 0, NULL, sc, NULL, NULL, err);
+    pl->stats.seconds_forward += now_s() - t0;
+    pl->stats.layers_run++;
+done:
+    for (int g = 0; g < HG_N; g++) qn_hessian_free(&pl->h[g]);
+    free(tmp);
+    qn_scratch_free(sc);
+    qn_layer_free(&layer);
+    return st;
+}
+
+static int64_t layer_of(const char *name) {
+    if (strncmp(name, "model.layers.", 13)) return -1;
+    char *end;
+    long long v = strtoll(name + 13, &end, 10);
+    return (end != name + 13 && *end == '.') ? (int64_t)v : -1;
+}
+
+qn_status qn_pipeline_weight_hook(void *user, size_t mi, const qn_module *m, float *w, qn_qparams *p, int *provided,
+                                  qn_error *err) {
+    qn_pipeline *pl = user;
+    *provided = 0;
+    int64_t L = layer_of(m->name);
+    if (L < 0 || L >= pl->m->cfg.num_hidden_layers || mi >= pl->n_mods) return QN_OK;
+    while (pl->next_layer <= L) {
+        qn_status st = run_layer(pl, pl->next_layer, err);
+        if (st) return st;
+        pl->next_layer++;
+    }
+    result *r = &pl->res[mi];
+    if (!r->ready) {
+        const qn_quant_scheme *sch = pl->plan->group_of[mi] >= 0 ? &pl->plan->groups[pl->plan->group_of[mi]] : NULL;
+        const qn_modifier *md = sch ? modifier_of_group(pl, pl->plan->group_of[mi]) : NULL;
+        if (md && md->kind == QN_MOD_GPTQ) pl->stats.rtn_fallback_linears++;
+        return QN_OK;
+    }
+    if (p->rows != r->p.rows || p->cols != r->p.cols || p->srows != r->p.srows || p->scols != r->p.scols)
+        return qn_error_set(err, QN_ERR_INTERNAL, "%s: GPTQ scales do not match the exporter's layout", m->name);
+    size_t ns = (size_t)(p->srows * p->scols);
+    memcpy(w, r->w, sizeof(float) * (size_t)(p->rows * p->cols));
+    memcpy(p->scale, r->p.scale, sizeof(float) * ns);
+    if (p->zero_point && r->p.zero_point) memcpy(p->zero_point, r->p.zero_point, sizeof(float) * ns);
+    p->global_scale = r->p.global_scale;
+    if (r->g_idx) p->g_idx = r->g_idx;   /* owned by the pipeline until it is freed */
+    free(r->w);
+    r->w = NULL;
+    *provided = 1;
+    return QN_OK;
+}
