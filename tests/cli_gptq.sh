@@ -47,8 +47,8 @@ recipe "$W/gptq4.yaml" GPTQModifier 4 "strategy: channel"
 err=$("$Q" compress "$SHARED/models/stories260K" -o "$W/nodata" --recipe "$W/gptq4.yaml" 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$err" | grep -q -- "--dataset" && ok || bad "missing --dataset: rc=$rc $err"
 [ ! -e "$W/nodata" ] && ok || bad "missing --dataset left an OUT"
-err=$("$Q" compress "$SHARED/models/stories260K" -o "$W/badjson" --recipe "$W/gptq4.yaml" --dataset "$SRC/tests/data/recipes/bad_yaml.yaml" 2>&1); rc=$?
-[ $rc -eq 1 ] && ok || bad "unreadable dataset accepted: $err"
+err=$("$Q" compress "$SHARED/models/stories260K" -o "$W/missing" --recipe "$W/gptq4.yaml" --dataset "$W/no-such-file.txt" 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$err" | grep -q "no-such-file.txt" && ok || bad "missing dataset file: rc=$rc $err"
 printf '{"text": "Once upon a time"}\n{"oops": 1}\n' > "$W/bad.jsonl"
 err=$("$Q" compress "$SHARED/models/stories260K" -o "$W/bj" --recipe "$W/gptq4.yaml" --dataset "$W/bad.jsonl" 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$err" | grep -q "bad.jsonl: line 2" && ok || bad "bad JSONL record: rc=$rc $err"

@@ -249,7 +249,7 @@ static qn_status QNA_FN(sgpt_chunk)(const sgpt_ctx *x, int64_t i1, int64_t count
                     for (int64_t kk = 0; kk < width; kk++) {
                         const QNA_T w = ws[(k + kk) * nr + rr], dk = U[(c + kk) * n + c + kk];
                         QNA_T t = w * w;
-                        ;
+                        if (x->preserve && mrow[kk]) t = 0;
                         vals[kk] = t / (dk * dk);
                         taken[kk] = 0;
                     }
