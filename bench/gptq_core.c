@@ -110,6 +110,15 @@ static int run_shape(const char *name, int64_t rows, int64_t cols, int64_t token
     }
     const double tf = now() - t0;
     qna_hinv_free(&hv);
+    memcpy(H, h.h, sizeof(float) * (size_t)(cols * cols)); /* the reference's precision */
+    cfg.factor_f64 = 0;
+    t0 = now();
+    if (qna_hinv_build(H, cols, perm, &cfg, dead, &hv, "bench", &err)) {
+        fprintf(stderr, "gptq_core: %s\n", err.msg);
+        return 1;
+    }
+    const double tf32 = now() - t0;
+    qna_hinv_free(&hv);
     memcpy(H, h.h, sizeof(float) * (size_t)(cols * cols));
     float *w = malloc(sizeof(float) * (size_t)(rows * cols));
     fill(w, (size_t)(rows * cols), 4, 0.05f);
@@ -137,7 +146,8 @@ static int run_shape(const char *name, int64_t rows, int64_t cols, int64_t token
     const double s128 = time_sgemm(rows, cols, 128, 0, 2), s1k = time_sgemm(rows, cols, 1024, 0, 2);
     const double g128 = 2.0 * rows * cols * 128 / s128 * 1e-9, g1k = 2.0 * rows * cols * 1024 / s1k * 1e-9;
     const double gs = sflops / tsw * 1e-9;
-    printf("  factor    %8.3f s  %7.1f GFLOP/s (fp64 potrf+trtri)\n", tf, fflops / tf * 1e-9);
+    printf("  factor    %8.3f s  %7.1f GFLOP/s (fp64 potrf+trtri; in fp32 %.3f s)\n", tf,
+           fflops / tf * 1e-9, tf32);
     printf("  sweep     %8.3f s  %7.1f GFLOP/s | sgemm %lldx%lldx128 %7.1f, x1024 %7.1f GFLOP/s | "
            "ratio %5.1f%% / %5.1f%%\n",
            tsw, gs, (long long)rows, (long long)cols, g128, g1k, 100 * gs / g128, 100 * gs / g1k);

@@ -641,6 +641,7 @@ static void check_logits(const model_view *v, const char *out, const qn_quant_sc
     qn_error err = {0};
     qn_model *ma, *mb;
     if (qn_model_open(out, &ma, &err)) fail_msg("%s: %s", what, err.msg);
+    ma->act_quant = 0;   /* weights-only view: compared with fake-quantized weights */
     if (qn_model_open(v->dir, &mb, &err)) fail_msg("%s", err.msg);
     qn_llm *la, *lb;
     const int64_t T = 48;
@@ -908,6 +909,7 @@ static double ppl_of(const char *dir, const float *swap_unused) {
     qn_tokenizer *tok;
     qn_llm *llm;
     if (qn_model_open(dir, &m, &err)) fail_msg("%s", err.msg);
+    m->act_quant = 0;   /* the weights' cost (activation emulation is tested in cli_act_quant) */
     if (qn_tokenizer_load_dir(dir, &tok, &err)) fail_msg("%s", err.msg);
     if (qn_llm_create(m, 512, &llm, &err)) fail_msg("%s", err.msg);
     char *tp = tu_shared(TEXT);

@@ -762,6 +762,57 @@ static void test_gptq_preserve_zeros(void **state) {
     fixture_free(&f);
 }
 
+/* Weights sharing one Hessian: identical to separate calls on copies of H, with mixed orders. */
+static void test_gptq_shared(void **state) {
+    (void)state;
+    fixture f;
+    fixture_make(&f, 13, 48, 128, 512, NULL, 0);
+    const int64_t rows[3] = {48, 16, 32};
+    const qn_actorder aos[3] = {QN_ACTORDER_NONE, QN_ACTORDER_STATIC, QN_ACTORDER_GROUP};
+    qn_quant_args a[3];
+    float *ws[3], *wsep[3];
+    qn_qparams ps[3], psep[3];
+    int32_t gs[3][128], gsep[128];
+    int8_t *cs[3];
+    qn_gptq_report rs[3], rsep;
+    qn_gptq_target t[3];
+    qn_error err = {0};
+    for (int i = 0; i < 3; i++) {
+        a[i] = int_args(4, QN_STRATEGY_GROUP, i != 1, 32, aos[i]);
+        ws[i] = dup_f(f.w, (size_t)(rows[i] * 128));
+        wsep[i] = dup_f(f.w, (size_t)(rows[i] * 128));
+        cs[i] = malloc((size_t)(rows[i] * 128));
+        t[i] = (qn_gptq_target){ws[i], rows[i], &a[i], &ps[i], gs[i], cs[i], &rs[i]};
+    }
+    float *H = dup_f(f.H, 128 * 128);
+    ok(qn_gptq_quantize_shared(t, 3, 128, H, QN_DT_BF16, NULL, &err), &err);
+    for (int i = 0; i < 3; i++) {
+        memcpy(H, f.H, sizeof(float) * 128 * 128);
+        ok(qn_gptq_quantize(wsep[i], rows[i], 128, H, &a[i], QN_DT_BF16, NULL, &psep[i], gsep, NULL,
+                            &rsep, &err), &err);
+        assert_memory_equal(ws[i], wsep[i], sizeof(float) * (size_t)(rows[i] * 128));
+        assert_true(rs[i].loss == rsep.loss);
+        assert_int_equal(rs[i].permuted, i != 0);
+        if (i == 2) assert_memory_equal(gs[2], gsep, sizeof gsep);
+        qn_qparams_free(&ps[i]);
+        qn_qparams_free(&psep[i]);
+    }
+    /* a failing target: nothing changed, nothing held */
+    a[1].num_bits = 0;
+    for (int i = 0; i < 3; i++) memcpy(ws[i], f.w, sizeof(float) * (size_t)(rows[i] * 128));
+    memcpy(H, f.H, sizeof(float) * 128 * 128);
+    assert_int_not_equal(qn_gptq_quantize_shared(t, 3, 128, H, QN_DT_BF16, NULL, &err), QN_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_memory_equal(ws[i], f.w, sizeof(float) * (size_t)(rows[i] * 128));
+        assert_null(ps[i].scale);
+        free(ws[i]);
+        free(wsep[i]);
+        free(cs[i]);
+    }
+    free(H);
+    fixture_free(&f);
+}
+
 static void test_gptq_bad_args(void **state) {
     (void)state;
     float w[64], H[64];
@@ -809,6 +860,7 @@ int main(void) {
         cmocka_unit_test(test_gptq_dead_inputs),
         cmocka_unit_test(test_gptq_damping_retry),
         cmocka_unit_test(test_gptq_preserve_zeros),
+        cmocka_unit_test(test_gptq_shared),
         cmocka_unit_test(test_gptq_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

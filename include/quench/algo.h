@@ -20,6 +20,8 @@
  *   // w now holds the fake-quantized weight (bf16 values); p the scales/zero points (and
  *   // p.g_idx == g_idx for actorder group); rep.loss, rep.damp_frac, rep.retries.
  *   qn_qparams_free(&p); qn_hessian_free(&h);
+ *   // q/k/v_proj (or gate/up_proj) read the same input: one H, one factorization
+ *   //   qn_gptq_quantize_shared(targets, 3, cols, h.h, QN_DT_BF16, &o, &err);
  *
  *   qn_sparsegpt_opts so; qn_sparsegpt_opts_init(&so);     // sparsity 0.5 unstructured
  *   so.prune_n = 2; so.prune_m = 4;                        // "2:4": 2 of every 4 weights zeroed
@@ -28,7 +30,15 @@
  * References (llm-compressor): modifiers/quantization/gptq/gptq_quantize.py (since moved to
  * modifiers/gptq/gptq_quantize.py) and modifiers/pruning/sparsegpt/sgpt_sparsify.py; the
  * decisions where quench differs or where the versions differ are listed at each function and in
- * src/algo/gptq.c, sparsegpt.c and hessian.c.
+ * src/algo/gptq.c, sparsegpt.c and hessian.c. In short:
+ *  - H counts samples (sequences), not tokens, as the reference;
+ *  - scales are observed before the sweep from the whole weight (original order; permuted order
+ *    for actorder group), in the model dtype; the sweep quantizes in fp32;
+ *  - U = cholesky(H^-1, upper) is computed in double by default from one Cholesky and one
+ *    triangular inverse (the same matrix as the reference's three fp32 factorizations);
+ *  - a Hessian that cannot be factored gets more damping (x10 up to damp_max_frac) instead of the
+ *    reference's silent RTN fallback, and the damping used is reported;
+ *  - GPTQ preserves existing zeros as llm-compressor did until PR #2860 (QN_ZEROS_AUTO).
  */
 #ifndef QUENCH_ALGO_H
 #define QUENCH_ALGO_H
@@ -131,6 +141,26 @@ qn_status qn_gptq_quantize(float *w, int64_t rows, int64_t cols, float *h,
                            const qn_quant_args *args, qn_dtype dtype, const qn_gptq_opts *opts,
                            qn_qparams *p, int32_t *g_idx, void *codes, qn_gptq_report *rep,
                            qn_error *err);
+
+/* Several weights that read the same input (q/k/v_proj, gate/up_proj) share one Hessian: the
+ * factor is computed once (twice when some use an activation order and some do not) and each
+ * weight is swept with it, exactly as separate qn_gptq_quantize calls on copies of h would do.
+ *   qn_gptq_target t[3] = {{wq, 2048, &a, &pq, NULL, NULL, &rq}, {wk, 256, &a, &pk, ...}, ...};
+ *   qn_gptq_quantize_shared(t, 3, 2048, h.h, QN_DT_BF16, &o, &err);
+ * On an argument error or a Hessian that cannot be factored no weight has changed and every
+ * qparams is freed; after a later failure (out of memory) the weights are unspecified. */
+typedef struct {
+    float *w;                 /* [rows, cols] in place */
+    int64_t rows;
+    const qn_quant_args *args;
+    qn_qparams *p;            /* out, as qn_gptq_quantize */
+    int32_t *g_idx;           /* [cols] out for actorder group, else may be NULL */
+    void *codes;              /* optional [rows, cols] out */
+    qn_gptq_report *rep;      /* optional out */
+} qn_gptq_target;
+
+qn_status qn_gptq_quantize_shared(qn_gptq_target *t, size_t nt, int64_t cols, float *h,
+                                  qn_dtype dtype, const qn_gptq_opts *opts, qn_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* SparseGPT                                                                                     */

@@ -16,13 +16,20 @@
 #include <stdint.h>
 
 #include "quench/config.h"
+#include "quench/quant.h"
 #include "quench/safetensors.h"
 #include "quench/status.h"
+
+struct qn_ct;
 
 typedef struct qn_model {
     char *dir;
     qn_model_config cfg;
     qn_st_set *tensors;
+    struct qn_ct *ct;   /* quantization_config of a compressed-tensors folder, NULL otherwise */
+    int act_quant;      /* 1 (default): Linears whose scheme quantizes input activations quantize
+                         * their input as vLLM does (emulation); 0: weights-only view. Set before
+                         * layers are loaded. */
 } qn_model;
 
 /* Reads dir/config.json (+ generation_config.json) and the safetensors of `dir`, and checks that
@@ -30,12 +37,20 @@ typedef struct qn_model {
 qn_status qn_model_open(const char *dir, qn_model **out, qn_error *err);
 void qn_model_close(qn_model *m);
 
-/* One Linear: y = x·Wᵀ + b. w is [out, in] row-major fp32, b may be NULL. */
+/* One Linear: y = q(x)·Wᵀ + b. w is [out, in] row-major fp32, b may be NULL. With in_act the input
+ * is fake-quantized first as the scheme's input_activations say (dynamic per token / group /
+ * tensor, or static per-tensor with in_scale / in_zero_point), in act_dtype arithmetic. */
 typedef struct {
     float *w;
     float *b;
     int64_t out, in;
+    const qn_quant_args *in_act;   /* borrowed from the model's quantization_config; NULL: none */
+    qn_dtype act_dtype;
+    float in_scale, in_zero_point, in_global_scale;
 } qn_linear;
+
+/* y[T, out] = q(x)·Wᵀ (+ b) for one Linear (x is not modified). */
+qn_status qn_linear_forward(const qn_linear *lin, const float *x, int64_t T, float *y, qn_error *err);
 
 /* Which Linear of a dense decoder layer. */
 typedef enum {

@@ -354,7 +354,7 @@ typedef struct {
     /* Linear modules (MTP layers excluded) */
     int64_t n_linear, n_quantized, n_ignored, n_unmatched;
     int64_t n_unquantized_group;       /* owned by a group without weights */
-    int64_t n_mtp_modules;             /* modules of MTP layers (not checked) */
+    int64_t n_mtp_modules;             /* Linear modules of MTP layers (present in the tensors; not checked) */
     char **ignored_modules;    /* the Linear modules the ignore list matches (sorted) */
     size_t n_ignored_modules;
     /* tensor check */

@@ -66,9 +66,8 @@ typedef struct {
     void *W, *E, *work; /* QNA_T: [rows, cols], [rows, B], per chunk (2 sub + 1) x chunk */
     const void *U;      /* QNA_T [cols, cols] upper */
     float *qf;          /* [rows] */
-    const uint8_t *zmask;
-    const int32_t *perm;
-    uint8_t *codes, *ctmp;
+    const uint8_t *zmask; /* [rows, cols] sweep order: 1 = preserved zero */
+    uint8_t *codes, *ctmp;  /* [rows, cols] sweep order, [rows] */
     qna_colq cq;
 } gptq_ctx;
 
@@ -154,31 +153,25 @@ static int64_t row_chunk(int64_t rows) {
     return ch;
 }
 
-qn_status qn_gptq_quantize(float *w, int64_t rows, int64_t cols, float *h,
-                           const qn_quant_args *args, qn_dtype dtype, const qn_gptq_opts *opts,
-                           qn_qparams *p, int32_t *g_idx, void *codes, qn_gptq_report *rep,
-                           qn_error *err) {
-    qn_gptq_opts o;
-    if (opts) o = *opts;
-    else qn_gptq_opts_init(&o);
-    if (p) memset(p, 0, sizeof *p);
-    if (rep) memset(rep, 0, sizeof *rep);
-    if (!w || !h || !args || !p) return qn_error_set(err, QN_ERR_INVALID_ARG, "gptq: NULL argument");
-    if (rows <= 0 || cols <= 0 || rows > INT_MAX || cols > INT_MAX ||
-        (uint64_t)rows * (uint64_t)cols > (UINT64_C(1) << 40))
+enum { AO_NONE, AO_WEIGHT, AO_GROUP };
+
+/* Validates one target and initializes its qparams (freed again on error). */
+static qn_status prepare_target(qn_gptq_target *t, size_t ti, int64_t cols, qn_dtype dtype,
+                                const qn_gptq_opts *o, int *ao_out, qn_error *err) {
+    if (t->p) memset(t->p, 0, sizeof *t->p);
+    if (t->rep) memset(t->rep, 0, sizeof *t->rep);
+    if (!t->w || !t->args || !t->p)
+        return qn_error_set(err, QN_ERR_INVALID_ARG, "gptq: weight %zu: NULL argument", ti);
+    const int64_t rows = t->rows;
+    if (rows <= 0 || rows > INT_MAX || (uint64_t)rows * (uint64_t)cols > (UINT64_C(1) << 40))
         return qn_error_set(err, QN_ERR_INVALID_ARG, "gptq: invalid weight shape [%lld, %lld]",
                             (long long)rows, (long long)cols);
-    if (o.block_size < 1 || !(o.dampening_frac >= 0) || !isfinite(o.dampening_frac) ||
-        !(o.damp_max_frac >= 0) || !isfinite(o.damp_max_frac))
-        return qn_error_set(err, QN_ERR_INVALID_ARG,
-                            "gptq: invalid options (block_size %lld, dampening_frac %g, "
-                            "damp_max_frac %g)",
-                            (long long)o.block_size, o.dampening_frac, o.damp_max_frac);
-    qn_status st = qn_qparams_init(p, args, dtype, rows, cols, err);
+    qn_status st = qn_qparams_init(t->p, t->args, dtype, rows, cols, err);
     if (st) {
         qn_error_prefix(err, "gptq");
         return st;
     }
+    qn_qparams *p = t->p;
     const qn_qstrategy strat = p->args.strategy;
     if (strat != QN_STRATEGY_TENSOR && strat != QN_STRATEGY_CHANNEL && strat != QN_STRATEGY_GROUP &&
         strat != QN_STRATEGY_TENSOR_GROUP && strat != QN_STRATEGY_BLOCK) {
@@ -188,13 +181,13 @@ qn_status qn_gptq_quantize(float *w, int64_t rows, int64_t cols, float *h,
                             qn_qstrategy_name(strat) ? qn_qstrategy_name(strat) : "?");
     }
     const int grouped = strat == QN_STRATEGY_GROUP || strat == QN_STRATEGY_TENSOR_GROUP;
-    enum { AO_NONE, AO_WEIGHT, AO_GROUP } ao = AO_NONE;
+    int ao = AO_NONE;
     switch (p->args.actorder) {
     case QN_ACTORDER_GROUP: case QN_ACTORDER_DYNAMIC: ao = AO_GROUP; break;
     case QN_ACTORDER_WEIGHT: case QN_ACTORDER_STATIC: ao = AO_WEIGHT; break;
     default: break;
     }
-    if (ao == AO_GROUP && (!grouped || !g_idx)) {
+    if (ao == AO_GROUP && (!grouped || !t->g_idx)) {
         qn_qparams_free(p);
         return qn_error_set(err, QN_ERR_INVALID_ARG,
                             !grouped ? "gptq: actorder \"group\" needs the group or tensor_group "
@@ -202,26 +195,40 @@ qn_status qn_gptq_quantize(float *w, int64_t rows, int64_t cols, float *h,
                                      : "gptq: actorder \"group\" needs a g_idx output array");
     }
     if (strat == QN_STRATEGY_TENSOR_GROUP)
-        p->global_scale = o.global_scale > 0 ? o.global_scale
-                                             : qn_nvfp4_global_scale(qn_quant_absmax(w, rows, cols, cols));
+        p->global_scale = o->global_scale > 0
+                              ? o->global_scale
+                              : qn_nvfp4_global_scale(qn_quant_absmax(t->w, rows, cols, cols));
+    *ao_out = ao;
+    return QN_OK;
+}
 
-    const int f64 = o.sweep_f64 != 0;
+/* Observation, permutation, zeros, sweep and the way back for one weight with its factor. On
+ * error the qparams are freed (the weight may be partially processed). */
+static qn_status quantize_one(qn_gptq_target *t, int64_t cols, qn_dtype dtype,
+                              const qn_gptq_opts *o, int ao, const int32_t *perm,
+                              const uint8_t *dead, const qna_hinv *hv, qn_error *err) {
+    float *w = t->w;
+    qn_qparams *p = t->p;
+    const int64_t rows = t->rows;
+    const qn_qstrategy strat = p->args.strategy;
+    const int grouped = strat == QN_STRATEGY_GROUP || strat == QN_STRATEGY_TENSOR_GROUP;
+    const int f64 = o->sweep_f64 != 0;
     const size_t esz = f64 ? sizeof(double) : sizeof(float);
-    const int64_t B = o.block_size < cols ? o.block_size : cols;
-    int32_t *perm = NULL, *gcol = NULL;
-    uint8_t *dead = malloc((size_t)cols), *zmask = NULL, *ctmp = NULL;
+    const int64_t B = o->block_size < cols ? o->block_size : cols;
+    if (ao == AO_NONE) perm = NULL;
+    int32_t *gcol = NULL;
+    uint8_t *zmask = NULL, *ctmp = NULL;
     float *qf = malloc((size_t)rows * sizeof(float));
     float *sbuf = malloc((size_t)rows * sizeof(float)), *zbuf = malloc((size_t)rows * sizeof(float));
     const int64_t CH = row_chunk(rows), nchunks = (rows + CH - 1) / CH;
     void *E = malloc((size_t)rows * (size_t)B * esz);
-    void *wv = malloc((size_t)nchunks * (size_t)(2 * QNA_SUB + 1) * (size_t)CH * esz);
+    void *work = malloc((size_t)nchunks * (size_t)(2 * QNA_SUB + 1) * (size_t)CH * esz);
     double *Wd = NULL;
-    qna_hinv hv = {0};
-    int oom = !dead || !qf || !sbuf || !zbuf || !E || !wv;
-    if (ao != AO_NONE) oom |= !(perm = malloc((size_t)cols * sizeof *perm));
+    qn_status st;
+    int oom = !qf || !sbuf || !zbuf || !E || !work;
     if (ao == AO_WEIGHT && (grouped || strat == QN_STRATEGY_BLOCK))
         oom |= !(gcol = malloc((size_t)cols * sizeof *gcol));
-    if (codes) oom |= !(ctmp = malloc((size_t)rows));
+    if (t->codes) oom |= !(ctmp = malloc((size_t)rows));
     if (f64) oom |= !(Wd = malloc((size_t)rows * (size_t)cols * sizeof *Wd));
     if (oom) {
         st = qn_error_set(err, QN_ERR_NOMEM, "gptq: out of memory (weight [%lld, %lld] work buffers)",
@@ -229,12 +236,7 @@ qn_status qn_gptq_quantize(float *w, int64_t rows, int64_t cols, float *h,
         goto fail;
     }
 
-    /* 1. the factor (only H is touched so far: an error leaves w as it was) */
-    if (perm) qna_argsort_diag_desc(h, cols, perm);
-    qna_hinv_cfg cfg = {o.dampening_frac, o.damp_max_frac, o.identity_fallback, o.factor_f64 != 0, f64};
-    if ((st = qna_hinv_build(h, cols, perm, &cfg, dead, &hv, "gptq", err))) goto fail;
-
-    /* 2. scales and the permuted weight */
+    /* scales and the permuted weight */
     if (ao != AO_GROUP && (st = qn_qparams_observe(p, w, cols, 0, cols, err))) goto fail_prefix;
     if (perm && (st = qna_permute_cols(w, rows, cols, perm, 0, err))) goto fail;
     if (ao == AO_GROUP && (st = qn_qparams_observe(p, w, cols, 0, cols, err)))
@@ -242,9 +244,9 @@ qn_status qn_gptq_quantize(float *w, int64_t rows, int64_t cols, float *h,
     if (gcol)
         for (int64_t c = 0; c < cols; c++) gcol[c] = (int32_t)(perm[c] / p->tile_cols);
 
-    /* 3. zeros to preserve, dead columns */
-    int preserve = o.zeros == QN_ZEROS_ON;
-    if (o.zeros == QN_ZEROS_AUTO) {
+    /* zeros to preserve, dead columns */
+    int preserve = o->zeros == QN_ZEROS_ON;
+    if (o->zeros == QN_ZEROS_AUTO) {
         int64_t nz = 0;
 #pragma omp parallel for reduction(+ : nz) schedule(static) if (rows * cols > 65536)
         for (int64_t k = 0; k < rows * cols; k++) nz += w[k] == 0.0f;
@@ -258,7 +260,7 @@ qn_status qn_gptq_quantize(float *w, int64_t rows, int64_t cols, float *h,
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
         for (int64_t k = 0; k < rows * cols; k++) zmask[k] = fabsf(w[k]) <= 1e-8f;
     }
-    if (hv.dead)
+    if (hv->dead)
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
         for (int64_t r = 0; r < rows; r++)
             for (int64_t c = 0; c < cols; c++)
@@ -267,33 +269,33 @@ qn_status qn_gptq_quantize(float *w, int64_t rows, int64_t cols, float *h,
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
         for (int64_t k = 0; k < rows * cols; k++) Wd[k] = w[k];
 
-    /* 4. the sweep */
-    gptq_ctx x = {rows, cols, B, CH, QNA_SUB, f64 ? (void *)Wd : (void *)w, E, wv,
-                  f64 ? (const void *)hv.ud : (const void *)hv.uf, qf, zmask, perm, codes, ctmp,
-                  {p, gcol, sbuf, zbuf}};
+    /* the sweep */
+    gptq_ctx x = {rows, cols, B, CH, QNA_SUB, f64 ? (void *)Wd : (void *)w, E, work,
+                  f64 ? (const void *)hv->ud : (const void *)hv->uf, qf, zmask, t->codes,
+                  ctmp, {p, gcol, sbuf, zbuf}};
     double loss = 0;
     if ((st = sweep(&x, f64, &loss, err))) goto fail_prefix_unpermute;
     if (f64)
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
         for (int64_t k = 0; k < rows * cols; k++) w[k] = (float)Wd[k];
     if (perm && (st = qna_permute_cols(w, rows, cols, perm, 1, err))) goto fail;
-    if (perm && codes && (st = permute_codes(codes, rows, cols, perm, err))) goto fail;
+    if (perm && t->codes && (st = permute_codes(t->codes, rows, cols, perm, err))) goto fail;
     if (dtype != QN_DT_F32)
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
         for (int64_t k = 0; k < rows * cols; k++) w[k] = qn_round_to_dtype(w[k], dtype);
     if (ao == AO_GROUP) {
-        for (int64_t c = 0; c < cols; c++) g_idx[perm[c]] = (int32_t)(c / p->tile_cols);
-        p->g_idx = g_idx;
+        for (int64_t c = 0; c < cols; c++) t->g_idx[perm[c]] = (int32_t)(c / p->tile_cols);
+        p->g_idx = t->g_idx;
     }
-    if (rep) {
-        rep->loss = loss;
-        rep->damp_frac = hv.damp_frac;
-        rep->damp = hv.damp;
-        rep->retries = hv.retries;
-        rep->identity_fallback = hv.identity;
-        rep->dead = hv.dead;
-        rep->preserved_zeros = preserve;
-        rep->permuted = perm != NULL;
+    if (t->rep) {
+        t->rep->loss = loss;
+        t->rep->damp_frac = hv->damp_frac;
+        t->rep->damp = hv->damp;
+        t->rep->retries = hv->retries;
+        t->rep->identity_fallback = hv->identity;
+        t->rep->dead = hv->dead;
+        t->rep->preserved_zeros = preserve;
+        t->rep->permuted = perm != NULL;
     }
     st = QN_OK;
     goto done;
@@ -308,17 +310,103 @@ fail_prefix:
 fail:
     qn_qparams_free(p);
 done:
-    qna_hinv_free(&hv);
-    free(perm);
     free(gcol);
-    free(dead);
     free(zmask);
     free(ctmp);
     free(qf);
     free(sbuf);
     free(zbuf);
     free(E);
-    free(wv);
+    free(work);
     free(Wd);
     return st;
+}
+
+qn_status qn_gptq_quantize_shared(qn_gptq_target *t, size_t nt, int64_t cols, float *h,
+                                  qn_dtype dtype, const qn_gptq_opts *opts, qn_error *err) {
+    qn_gptq_opts o;
+    if (opts) o = *opts;
+    else qn_gptq_opts_init(&o);
+    if (!t || nt == 0 || nt > 4096 || !h)
+        return qn_error_set(err, QN_ERR_INVALID_ARG, "gptq: NULL argument or no weights");
+    if (cols <= 0 || cols > INT_MAX)
+        return qn_error_set(err, QN_ERR_INVALID_ARG, "gptq: invalid input width %lld",
+                            (long long)cols);
+    if (o.block_size < 1 || !(o.dampening_frac >= 0) || !isfinite(o.dampening_frac) ||
+        !(o.damp_max_frac >= 0) || !isfinite(o.damp_max_frac))
+        return qn_error_set(err, QN_ERR_INVALID_ARG,
+                            "gptq: invalid options (block_size %lld, dampening_frac %g, "
+                            "damp_max_frac %g)",
+                            (long long)o.block_size, o.dampening_frac, o.damp_max_frac);
+    int *ao = malloc(nt * sizeof *ao);
+    if (!ao) return qn_error_set(err, QN_ERR_NOMEM, "gptq: out of memory");
+    qn_status st = QN_OK;
+    for (size_t i = 0; i < nt; i++) /* every qparams safe to free on error */
+        if (t[i].p) memset(t[i].p, 0, sizeof *t[i].p);
+    size_t ready = 0;
+    for (; ready < nt; ready++)
+        if ((st = prepare_target(&t[ready], ready, cols, dtype, &o, &ao[ready], err))) break;
+    int need_id = 0, need_perm = 0;
+    for (size_t i = 0; i < ready; i++) {
+        need_id |= ao[i] == AO_NONE;
+        need_perm |= ao[i] != AO_NONE;
+    }
+    /* one factor per order in use (the identity and the activation order differ) */
+    int32_t *perm = NULL;
+    uint8_t *dead_id = NULL, *dead_p = NULL;
+    float *hcopy = NULL;
+    qna_hinv hid = {0}, hp = {0};
+    const qna_hinv_cfg cfg = {o.dampening_frac, o.damp_max_frac, o.identity_fallback,
+                              o.factor_f64 != 0, o.sweep_f64 != 0};
+    if (!st) {
+        const size_t nn = (size_t)cols * (size_t)cols;
+        int oom = 0;
+        if (need_id) oom |= !(dead_id = malloc((size_t)cols));
+        if (need_perm) {
+            oom |= !(perm = malloc((size_t)cols * sizeof *perm));
+            oom |= !(dead_p = malloc((size_t)cols));
+        }
+        if (need_id && need_perm) oom |= !(hcopy = malloc(nn * sizeof *hcopy));
+        if (oom) st = qn_error_set(err, QN_ERR_NOMEM, "gptq: out of memory (Hessian %lld x %lld)",
+                                   (long long)cols, (long long)cols);
+    }
+    if (!st && hcopy) memcpy(hcopy, h, (size_t)cols * (size_t)cols * sizeof *h);
+    if (!st && need_perm) {
+        qna_argsort_diag_desc(h, cols, perm);
+        st = qna_hinv_build(h, cols, perm, &cfg, dead_p, &hp, "gptq", err);
+    }
+    if (!st && need_id) st = qna_hinv_build(hcopy ? hcopy : h, cols, NULL, &cfg, dead_id, &hid, "gptq", err);
+    /* every check passed and H is factored: the weights change from here on */
+    size_t done = 0;
+    for (; !st && done < nt; done++) {
+        const int a = ao[done];
+        st = quantize_one(&t[done], cols, dtype, &o, a, perm, a == AO_NONE ? dead_id : dead_p,
+                          a == AO_NONE ? &hid : &hp, err);
+        if (st && nt > 1) qn_error_prefix(err, "weight %zu", done);
+    }
+    if (st) /* release every qparams still held (quantize_one freed the failing one) */
+        for (size_t i = 0; i < nt; i++) qn_qparams_free(t[i].p);
+    qna_hinv_free(&hid);
+    qna_hinv_free(&hp);
+    free(hcopy);
+    free(perm);
+    free(dead_id);
+    free(dead_p);
+    free(ao);
+    return st;
+}
+
+qn_status qn_gptq_quantize(float *w, int64_t rows, int64_t cols, float *h,
+                           const qn_quant_args *args, qn_dtype dtype, const qn_gptq_opts *opts,
+                           qn_qparams *p, int32_t *g_idx, void *codes, qn_gptq_report *rep,
+                           qn_error *err) {
+    if (p) memset(p, 0, sizeof *p);
+    if (rep) memset(rep, 0, sizeof *rep);
+    if (!w || !h || !args || !p) return qn_error_set(err, QN_ERR_INVALID_ARG, "gptq: NULL argument");
+    if (rows <= 0 || cols <= 0 || rows > INT_MAX || cols > INT_MAX ||
+        (uint64_t)rows * (uint64_t)cols > (UINT64_C(1) << 40))
+        return qn_error_set(err, QN_ERR_INVALID_ARG, "gptq: invalid weight shape [%lld, %lld]",
+                            (long long)rows, (long long)cols);
+    qn_gptq_target t = {w, rows, args, p, g_idx, codes, rep};
+    return qn_gptq_quantize_shared(&t, 1, cols, h, dtype, opts, err);
 }

@@ -31,13 +31,13 @@ static void QNA_FN(block_update)(QNA_T *W, int64_t ldw, int64_t rows, int64_t co
 static void QNA_FN(sub_update)(QNA_T *W, int64_t n, const QNA_T *E, int64_t B, int64_t s0,
                                int64_t nb, const QNA_T *U, int64_t c0, int64_t j0, int64_t end,
                                int64_t r0, int64_t r1) {
-    enum { RB = 4, VW = 128 / sizeof(QNA_T) };
+    enum { RB = 4, VW = 128 / sizeof(QNA_T), VN = 32 / sizeof(QNA_T) };
     const QNA_T *Uc = U + c0 * n;
     int64_t r = r0;
     for (; r + RB <= r1; r += RB) {
         const QNA_T *e0 = E + r * B + s0;
         int64_t j = j0;
-        for (; j + VW <= end; j += VW) {
+        for (; j + VW <= end; j += VW) { /* 4 rows x 128 bytes */
             QNA_T acc[RB][VW];
             for (int rb = 0; rb < RB; rb++)
                 for (int jj = 0; jj < VW; jj++) acc[rb][jj] = W[(r + rb) * n + j + jj];
@@ -51,6 +51,21 @@ static void QNA_FN(sub_update)(QNA_T *W, int64_t n, const QNA_T *E, int64_t B, i
             }
             for (int rb = 0; rb < RB; rb++)
                 for (int jj = 0; jj < VW; jj++) W[(r + rb) * n + j + jj] = acc[rb][jj];
+        }
+        for (; j + VN <= end; j += VN) { /* 4 rows x 32 bytes */
+            QNA_T acc[RB][VN];
+            for (int rb = 0; rb < RB; rb++)
+                for (int jj = 0; jj < VN; jj++) acc[rb][jj] = W[(r + rb) * n + j + jj];
+            for (int64_t k = 0; k < nb; k++) {
+                const QNA_T *uk = Uc + k * n + j;
+                for (int rb = 0; rb < RB; rb++) {
+                    const QNA_T ek = e0[rb * B + k];
+#pragma omp simd
+                    for (int jj = 0; jj < VN; jj++) acc[rb][jj] -= ek * uk[jj];
+                }
+            }
+            for (int rb = 0; rb < RB; rb++)
+                for (int jj = 0; jj < VN; jj++) W[(r + rb) * n + j + jj] = acc[rb][jj];
         }
         for (int rb = 0; rb < RB; rb++) {
             QNA_T *row = W + (r + rb) * n;
@@ -153,11 +168,10 @@ static qn_status QNA_FN(gptq_chunk)(const gptq_ctx *x, int64_t i1, int64_t count
             if (x->codes) { /* codes in sweep order (permuted back by the caller) */
                 uint8_t *ct = x->ctmp + r0;
                 if ((st = qn_quant_quantize(&view, qf, 1, 0, 1, ct, 1, err))) return st;
-                if ((st = qn_quant_dequantize(&view, ct, 1, 0, 1, qf, 1, err))) return st;
                 for (int64_t rr = 0; rr < nr; rr++) x->codes[(r0 + rr) * n + c] = ct[rr];
-            } else if ((st = qn_quant_fake(&view, qf, 1, 0, 1, err))) {
-                return st;
             }
+            /* fake_quantize (not dequantize(codes), which turns its -0.0 into +0.0) */
+            if ((st = qn_quant_fake(&view, qf, 1, 0, 1, err))) return st;
             for (int64_t rr = 0; rr < nr; rr++) qt[rr] = (QNA_T)qf[rr];
             l += QNA_FN(sub_column)(ws, es, qt, nr, k, nb, d, U + c * n + c0) /
                  ((double)d * (double)d);

@@ -317,12 +317,20 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
             }
             free(rtn);
             if (!st) memcpy(lin->w, r->w, sizeof(float) * n);   /* propagate the quantized layer */
+            if (!st && sch->has_input_activations && sch->input_activations.dynamic == QN_DYNAMIC_TRUE) {
+                lin->in_act = &sch->input_activations;   /* quantized activations propagate too */
+                lin->act_dtype = dt;
+            }
         } else {
             qn_qparams rp;
             if ((st = qn_qparams_init(&rp, &sch->weights, dt, rows, cols, err))) break;
             if (rp.args.strategy == QN_STRATEGY_TENSOR_GROUP) rp.global_scale = qn_nvfp4_global_scale(qn_quant_absmax(lin->w, rows, cols, cols));
             if (!(st = qn_qparams_observe(&rp, lin->w, cols, 0, cols, err))) st = qn_quant_fake(&rp, lin->w, cols, 0, cols, err);
             qn_qparams_free(&rp);
+            if (!st && sch->has_input_activations && sch->input_activations.dynamic == QN_DYNAMIC_TRUE) {
+                lin->in_act = &sch->input_activations;
+                lin->act_dtype = dt;
+            }
         }
     }
     pl->stats.seconds_gptq += now_s() - t0;

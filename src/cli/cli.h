@@ -50,4 +50,7 @@ const char *cli_count(double n, char *buf, size_t sz);
 /* Opens model + tokenizer (+ a resident model with `ctx` positions when llm != NULL).
  * On failure prints the error line for `cmd` and returns 1 with everything freed. */
 int cli_load_model(const char *cmd, const char *dir, int64_t ctx, qn_model **m, qn_tokenizer **tok, qn_llm **llm);
+/* Same, with act_quant = 0 for the weights-only view (no activation-quantization emulation). */
+int cli_load_model_ex(const char *cmd, const char *dir, int64_t ctx, int act_quant, qn_model **m, qn_tokenizer **tok,
+                      qn_llm **llm);
 void cli_unload_model(qn_model *m, qn_tokenizer *tok, qn_llm *llm);

@@ -50,7 +50,7 @@ static char *continuation(qn_llm *llm, const qn_model *m, const qn_tokenizer *to
 int cmd_compare(int argc, char **argv) {
     const char *text_path = NULL, *mode_name = "stream", *prompt = NULL;
     int64_t window = 512, max_tokens = 0, max_new = 64;
-    int json = 0, quiet = 0;
+    int json = 0, quiet = 0, no_act_quant = 0;
     const cli_opt opts[] = {
         {"--text", CLI_STR, &text_path, "text file to score (required)", "FILE"},
         {"--window", CLI_INT, &window, "tokens per window including BOS (default 512)", "N"},
@@ -59,6 +59,7 @@ int cmd_compare(int argc, char **argv) {
         {"--prompt", CLI_STR, &prompt, "also print the greedy continuations of both models", "TEXT"},
         {"--max-new-tokens", CLI_INT, &max_new, "tokens of each continuation (default 64)", "N"},
         {"--json", CLI_FLAG, &json, "machine-readable output", NULL},
+        {"--no-act-quant", CLI_FLAG, &no_act_quant, "do not emulate the compressed model's activation quantization", NULL},
         {"--quiet", CLI_FLAG, &quiet, "no progress output", NULL},
         {0}};
     char *pos[2];
@@ -92,7 +93,7 @@ int cmd_compare(int argc, char **argv) {
     size_t pn = 0;
     rc = 1;
     if (cli_load_model("compare", pos[0], window, &ma, &ta, &la)) goto out;
-    if (cli_load_model("compare", pos[1], window, &mb, &tb, &lb)) goto out;
+    if (cli_load_model_ex("compare", pos[1], window, !no_act_quant, &mb, &tb, &lb)) goto out;
     cli_progress pr;
     cli_progress_init(&pr, "compare: windows", quiet);
     qn_compare_result r;
@@ -100,6 +101,22 @@ int cmd_compare(int argc, char **argv) {
     cli_progress_end(&pr);
     if (st) { cli_fail("compare", &err); goto out; }
     if (qn_compare_weights(ma, mb, &we, &nwe, &err)) { cli_fail("compare", &err); goto out; }
+    /* schemes that quantize activations: also the weights-only figure */
+    int has_act = 0;
+    qn_ppl_result wonly = {0};
+    for (int64_t i = 0; i < mb->cfg.num_hidden_layers && !no_act_quant; i++) {
+        qn_layer *l = qn_llm_layer(lb, i);
+        for (int id = 0; id < QN_LIN_COUNT; id++) has_act |= l->lin[id].in_act != NULL;
+    }
+    if (has_act) {
+        qn_model *mw = NULL;
+        qn_tokenizer *tw = NULL;
+        qn_llm *lw = NULL;
+        if (cli_load_model_ex("compare", pos[1], window, 0, &mw, &tw, &lw)) goto out;
+        st = qn_eval_ppl(lw, tw, text, len, mode, window, max_tokens, NULL, NULL, &wonly, &err);
+        cli_unload_model(mw, tw, lw);
+        if (st) { cli_fail("compare", &err); goto out; }
+    }
     if (prompt) {
         if (qn_tokenizer_encode(ta, prompt, strlen(prompt), 1, &pids, &pn, &err)) { cli_fail("compare", &err); goto out; }
         if (pn == 0 || (int64_t)pn + max_new > window) {
@@ -145,6 +162,8 @@ int cmd_compare(int argc, char **argv) {
             cJSON_AddNumberToObject(p, "windows", (double)pr2[k]->windows);
             cJSON_AddNumberToObject(p, "bytes", (double)(k ? sb : sa));
         }
+        if (has_act) cJSON_AddNumberToObject(o, "compressed_weights_only_ppl", wonly.ppl);
+        cJSON_AddBoolToObject(o, "activation_quantization_emulated", has_act);
         cJSON_AddNumberToObject(o, "positions", (double)r.positions);
         cJSON_AddNumberToObject(o, "kl_mean", r.kl_mean);
         cJSON_AddNumberToObject(o, "kl_max", r.kl_max);
@@ -181,6 +200,9 @@ int cmd_compare(int argc, char **argv) {
                (long long)r.original.windows, (long long)window, (long long)r.positions);
         printf("perplexity      %.4f -> %.4f (%+.2f%%)\n", r.original.ppl, r.compressed.ppl,
                100.0 * (r.compressed.ppl / r.original.ppl - 1.0));
+        if (has_act)
+            printf("                %.4f with weights only (--no-act-quant): activations cost %+.2f%%\n", wonly.ppl,
+                   100.0 * (r.compressed.ppl / wonly.ppl - 1.0));
         printf("KL per token    mean %.6f, max %.6f nats\n", r.kl_mean, r.kl_max);
         printf("top-1 agreement %.2f%%\n", 100.0 * r.top1_agreement);
         printf("size            %s -> %s (%.2fx smaller)\n", cli_bytes((double)sa, b1, sizeof b1),

@@ -12,7 +12,7 @@ int cmd_generate(int argc, char **argv) {
     const char *prompt = "";
     int64_t max_new = 256, seed = 0;
     double temperature = 0.0, top_p = 1.0;
-    int json = 0, no_stop = 0;
+    int json = 0, no_stop = 0, no_act_quant = 0;
     const cli_opt opts[] = {
         {"--prompt", CLI_STR, &prompt, "prompt text (default: empty, i.e. BOS only)", "TEXT"},
         {"--max-new-tokens", CLI_INT, &max_new, "tokens to generate (default 256)", "N"},
@@ -21,6 +21,7 @@ int cmd_generate(int argc, char **argv) {
         {"--seed", CLI_INT, &seed, "random seed for sampling", "S"},
         {"--ignore-eos", CLI_FLAG, &no_stop, "do not stop at the eos ids of generation_config.json", NULL},
         {"--json", CLI_FLAG, &json, "machine-readable output (ids and text)", NULL},
+        {"--no-act-quant", CLI_FLAG, &no_act_quant, "compressed checkpoints: do not emulate activation quantization", NULL},
         {0}};
     char *pos[1];
     int np;
@@ -37,7 +38,7 @@ int cmd_generate(int argc, char **argv) {
     qn_error err = {0};
     qn_model *m;
     qn_tokenizer *tok;
-    if (cli_load_model("generate", pos[0], 0, &m, &tok, NULL)) return 1;
+    if (cli_load_model_ex("generate", pos[0], 0, !no_act_quant, &m, &tok, NULL)) return 1;
     int32_t *pids = NULL;
     size_t pn = 0;
     if (qn_tokenizer_encode(tok, prompt, strlen(prompt), 1, &pids, &pn, &err)) {

@@ -106,8 +106,9 @@ static void print_gpus(const qn_inspect_group *g) {
                                   gpus[i].name, cc_text(gpus[i].cc, cc, sizeof cc));
             if (k >= sizeof line) break;
         }
+        if (want == 1 && !k) continue;
         if (want == 1)
-            printf("      %-11s %s: %s\n", labels[want], g->fallback, k ? line : "-");
+            printf("      %-11s %s: %s\n", labels[want], g->fallback, line);
         else
             printf("      %-11s %s\n", labels[want], k ? line : "-");
     }
@@ -116,9 +117,9 @@ static void print_gpus(const qn_inspect_group *g) {
 static void print_text(const qn_inspect *r, int all) {
     char a[64], b[64];
     printf("Checkpoint %s\n", r->path);
-    printf("  config.json   %s: %s%s%s%s%s\n", r->config_path, r->architecture[0] ? r->architecture : "(no architectures)",
-           r->model_type[0] ? " (" : "", r->model_type, r->model_type[0] ? ")" : "",
-           r->arch_known ? "" : ", architecture not supported by quench (tensors alone define the modules)");
+    printf("  config.json   %s: %s%s%s%s%s%s%s\n", r->config_path, r->architecture[0] ? r->architecture : "(no architectures)",
+           r->model_type[0] ? " (" : "", r->model_type, r->model_type[0] ? ")" : "", r->torch_dtype[0] ? ", " : "",
+           r->torch_dtype, r->arch_known ? "" : "; architecture not supported by quench (tensors alone define the modules)");
     if (r->has_tensors)
         printf("  tensors       %lld in %lld file(s), %s; model dtype %s\n", (long long)r->n_tensors, (long long)r->n_files,
                cli_bytes((double)r->tensor_bytes, a, sizeof a), r->has_model_dtype ? qn_dtype_name(r->model_dtype) : "?");
@@ -151,14 +152,18 @@ static void print_text(const qn_inspect *r, int all) {
     }
 
     if (r->modules_from != QN_MODULES_NONE) {
-        printf("Linear layers   %lld (from %s): %lld quantized, %lld ignored, %lld matched by nothing",
-               (long long)r->n_linear, r->modules_from == QN_MODULES_TENSORS ? "the tensors" : "config.json",
-               (long long)r->n_quantized, (long long)r->n_ignored, (long long)r->n_unmatched);
+        const char *from = r->modules_from == QN_MODULES_TENSORS ? "the tensors" : "config.json";
+        if (!r->quantized)
+            printf("Linear layers   %lld (from %s), all unquantized", (long long)r->n_linear, from);
+        else
+            printf("Linear layers   %lld (from %s): %lld quantized, %lld ignored, %lld matched by nothing",
+                   (long long)r->n_linear, from, (long long)r->n_quantized, (long long)r->n_ignored,
+                   (long long)r->n_unmatched);
         if (r->n_unquantized_group) printf(", %lld in groups without weights", (long long)r->n_unquantized_group);
         printf("\n");
         if (r->n_mtp_modules)
-            printf("                + %lld modules of MTP layers (index >= num_hidden_layers %lld): not loaded by "
-                   "transformers, not checked\n", (long long)r->n_mtp_modules, (long long)r->num_hidden_layers);
+            printf("                + %lld Linear modules of MTP layers (index >= num_hidden_layers = %lld): not "
+                   "loaded by transformers, not checked\n", (long long)r->n_mtp_modules, (long long)r->num_hidden_layers);
         printf("\n");
     }
 

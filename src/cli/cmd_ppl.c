@@ -10,7 +10,7 @@
 int cmd_ppl(int argc, char **argv) {
     const char *text_path = NULL, *mode_name = "stream";
     int64_t window = 512, max_tokens = 0;
-    int json = 0, quiet = 0;
+    int json = 0, quiet = 0, no_act_quant = 0;
     const cli_opt opts[] = {
         {"--text", CLI_STR, &text_path, "text file to score (required)", "FILE"},
         {"--window", CLI_INT, &window, "tokens per window including BOS (default 512)", "N"},
@@ -18,6 +18,7 @@ int cmd_ppl(int argc, char **argv) {
         {"--max-tokens", CLI_INT, &max_tokens, "stop after the window that reaches N scored tokens", "N"},
         {"--json", CLI_FLAG, &json, "machine-readable output", NULL},
         {"--quiet", CLI_FLAG, &quiet, "no progress output", NULL},
+        {"--no-act-quant", CLI_FLAG, &no_act_quant, "compressed checkpoints: do not emulate activation quantization (weights-only view)", NULL},
         {0}};
     char *pos[1];
     int np;
@@ -39,7 +40,7 @@ int cmd_ppl(int argc, char **argv) {
     qn_model *m;
     qn_tokenizer *tok;
     qn_llm *llm;
-    if (cli_load_model("ppl", pos[0], window, &m, &tok, &llm)) { free(text); return 1; }
+    if (cli_load_model_ex("ppl", pos[0], window, !no_act_quant, &m, &tok, &llm)) { free(text); return 1; }
     cli_progress pr;
     cli_progress_init(&pr, "ppl: windows", quiet);
     qn_ppl_result r;

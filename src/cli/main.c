@@ -18,6 +18,8 @@ static const command k_commands[] = {
     {"compress", cmd_compress, "quantize a model (round-to-nearest) into a compressed-tensors checkpoint"},
     {"compare", cmd_compare, "original vs compressed: perplexity, KL, top-1 agreement, size, weight error"},
     {"plan", cmd_plan, "hardware planning from config.json: parameters, sizes, TP, KV cache, context"},
+    {"inspect", cmd_inspect, "a checkpoint's quantization_config in plain words, vLLM kernels, tensor checks"},
+    {"diff", cmd_diff, "two checkpoints or config.json files side by side: config, quantization, tensors"},
 };
 
 static void usage(FILE *f) {

@@ -44,8 +44,18 @@ static int linear_has_bias(const qn_model_config *c, qn_linear_id id) {
 static qn_status find_checked(const qn_model *m, const char *name, int ndim, int64_t d0, int64_t d1,
                               const qn_tensor **out, qn_error *err) {
     *out = NULL;
-    if (m->cfg.has_quantization_config && qn_ct_is_compressed(m->tensors, name))
-        return qn_ct_check_weight(m->dir, m->tensors, name, d0, d1, err);
+    if (m->ct && qn_ct_is_compressed(m->tensors, name)) {
+        char mod[320];
+        snprintf(mod, sizeof mod, "%.*s", (int)(strlen(name) - 7), name);   /* strip ".weight" */
+        qn_ct_weight w;
+        qn_status st = qn_ct_find(m->ct, m->tensors, mod, &w, err);
+        if (st) return st;
+        if (ndim != 2 || w.rows != d0 || w.cols != d1)
+            return qn_error_set(err, QN_ERR_FORMAT, "%s: compressed tensor '%s' has shape [%lld, %lld], expected [%lld, %lld] (from config.json)",
+                                w.packed->file, name, (long long)w.rows, (long long)w.cols, (long long)d0, (long long)d1);
+        *out = w.packed;
+        return QN_OK;
+    }
     const qn_tensor *t = qn_st_set_find(m->tensors, name);
     if (!t)
         return qn_error_set(err, QN_ERR_NOT_FOUND, "%s: tensor '%s' is missing", m->dir, name);
@@ -159,6 +169,8 @@ qn_status qn_model_open(const char *dir, qn_model **out, qn_error *err) {
         goto fail;
     }
     if ((st = qn_st_set_open_dir(dir, &m->tensors, err))) goto fail;
+    m->act_quant = 1;
+    if (m->cfg.has_quantization_config && (st = qn_ct_open(dir, &m->ct, err))) goto fail;
     const qn_model_config *c = &m->cfg;
     const qn_tensor *t;
     if ((st = find_checked(m, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden_size, &t, err))) goto fail;
@@ -176,6 +188,7 @@ fail:
 
 void qn_model_close(qn_model *m) {
     if (!m) return;
+    qn_ct_free(m->ct);
     qn_st_set_free(m->tensors);
     qn_config_free(&m->cfg);
     free(m->dir);
@@ -185,8 +198,18 @@ void qn_model_close(qn_model *m) {
 /* ---------- per-layer weights ---------- */
 
 static qn_status load_f32(const qn_model *m, const char *name, float **out, qn_error *err) {
-    if (m->cfg.has_quantization_config && qn_ct_is_compressed(m->tensors, name))
-        return qn_ct_load_weight(m->dir, m->tensors, name, out, err);
+    if (m->ct && qn_ct_is_compressed(m->tensors, name)) {
+        char mod[320];
+        snprintf(mod, sizeof mod, "%.*s", (int)(strlen(name) - 7), name);
+        qn_ct_weight w;
+        qn_status st = qn_ct_find(m->ct, m->tensors, mod, &w, err);
+        if (st) return st;
+        float *b = malloc(sizeof(float) * (size_t)(w.rows * w.cols));
+        if (!b) return qn_error_set(err, QN_ERR_NOMEM, "out of memory loading '%s'", name);
+        if ((st = qn_ct_dequantize(m->ct, m->tensors, &w, b, err))) { free(b); return st; }
+        *out = b;
+        return QN_OK;
+    }
     const qn_tensor *t = qn_st_set_find(m->tensors, name);
     if (!t) return qn_error_set(err, QN_ERR_NOT_FOUND, "%s: tensor '%s' is missing", m->dir, name);
     int64_t n = qn_tensor_numel(t);
@@ -198,6 +221,41 @@ static qn_status load_f32(const qn_model *m, const char *name, float **out, qn_e
     return QN_OK;
 }
 
+/* Input-activation quantization of a compressed Linear (static scales read from input_scale /
+ * input_zero_point). */
+static qn_status load_act_quant(const qn_model *m, const char *module, qn_linear *lin, qn_error *err) {
+    char name[320];
+    snprintf(name, sizeof name, "%s.weight", module);
+    if (!qn_ct_is_compressed(m->tensors, name)) return QN_OK;
+    qn_ct_weight w;
+    qn_status st = qn_ct_find(m->ct, m->tensors, module, &w, err);
+    if (st) return st;
+    const qn_quant_scheme *s = qn_ct_group(m->ct, (size_t)w.group);
+    if (!s || !s->has_input_activations) return QN_OK;
+    const qn_quant_args *a = &s->input_activations;
+    lin->in_act = a;
+    lin->act_dtype = w.dtype == QN_DT_BF16 || w.dtype == QN_DT_F16 ? w.dtype : QN_DT_F32;
+    lin->in_scale = 1.0f;
+    lin->in_zero_point = 0.0f;
+    lin->in_global_scale = 0.0f;
+    if (a->dynamic == QN_DYNAMIC_TRUE) return QN_OK;
+    const char *params[3] = {"input_scale", "input_zero_point", "input_global_scale"};
+    float *dst[3] = {&lin->in_scale, &lin->in_zero_point, &lin->in_global_scale};
+    for (int k = 0; k < 3; k++) {
+        snprintf(name, sizeof name, "%s.%s", module, params[k]);
+        const qn_tensor *t = qn_st_set_find(m->tensors, name);
+        if (!t) {
+            if (k == 0 && a->dynamic == QN_DYNAMIC_FALSE)
+                return qn_error_set(err, QN_ERR_FORMAT, "%s: tensor '%s' is missing (static input activations)", m->dir, name);
+            continue;
+        }
+        if (qn_tensor_numel(t) != 1)
+            return qn_error_set(err, QN_ERR_FORMAT, "%s: tensor '%s' must hold one value (per-tensor)", t->file, name);
+        if ((st = qn_tensor_to_f32(t, dst[k], err))) return st;
+    }
+    return QN_OK;
+}
+
 static qn_status load_linear(const qn_model *m, const char *prefix, int64_t out, int64_t in, int bias, qn_linear *lin,
                              qn_error *err) {
     char name[320];
@@ -205,6 +263,7 @@ static qn_status load_linear(const qn_model *m, const char *prefix, int64_t out,
     lin->in = in;
     snprintf(name, sizeof name, "%s.weight", prefix);
     qn_status st = load_f32(m, name, &lin->w, err);
+    if (!st && m->ct && m->act_quant) st = load_act_quant(m, prefix, lin, err);
     if (st || !bias) return st;
     snprintf(name, sizeof name, "%s.bias", prefix);
     return load_f32(m, name, &lin->b, err);
@@ -397,15 +456,57 @@ void qn_scratch_free(qn_scratch *s) {
     free(s);
 }
 
-/* y[T, out] = x[T, in] · Wᵀ (+ b) */
-static void linear_apply(const qn_linear *lin, const float *x, int64_t T, float *y) {
+/* vLLM's dynamic per-token int8 (scaled_int8_quant): scale = max|x_t| / 127 in fp32, q = x / scale
+ * rounded half to even and clamped to [-128, 127]. (compressed-tensors' own fake quantization
+ * divides by 127.5; evaluation follows the serving engine.) */
+static void vllm_int8_per_token(float *x, int64_t T, int64_t n) {
+#pragma omp parallel for if (T * n > 65536)
+    for (int64_t t = 0; t < T; t++) {
+        float *r = x + t * n, amax = 0.0f;
+        for (int64_t j = 0; j < n; j++) amax = fmaxf(amax, fabsf(r[j]));
+        if (amax == 0.0f) continue;
+        float scale = amax / 127.0f;
+        for (int64_t j = 0; j < n; j++) {
+            float q = nearbyintf(r[j] / scale);
+            r[j] = fminf(fmaxf(q, -128.0f), 127.0f) * scale;
+        }
+    }
+}
+
+/* y[T, out] = q(x)[T, in] · Wᵀ (+ b) */
+qn_status qn_linear_forward(const qn_linear *lin, const float *x, int64_t T, float *y, qn_error *err) {
+    float *xq = NULL;
+    if (lin->in_act) {
+        xq = malloc(sizeof(float) * (size_t)(T * lin->in));
+        if (!xq) return qn_error_set(err, QN_ERR_NOMEM, "out of memory for the quantized activations");
+        memcpy(xq, x, sizeof(float) * (size_t)(T * lin->in));
+        const qn_quant_args *a = lin->in_act;
+        qn_status st = QN_OK;
+        if (a->dynamic == QN_DYNAMIC_TRUE && a->type == QN_QTYPE_INT && a->symmetric && a->strategy == QN_STRATEGY_TOKEN &&
+            a->num_bits == 8)
+            vllm_int8_per_token(xq, T, lin->in);
+        else st = a->dynamic == QN_DYNAMIC_TRUE
+                           ? qn_quant_fake_dynamic(lin->in_act, lin->act_dtype, xq, T, lin->in, lin->in, lin->in_global_scale, err)
+                           : qn_quant_fake_tensor(lin->in_act, lin->act_dtype, xq, (size_t)(T * lin->in), lin->in_scale,
+                                                  lin->in_zero_point, err);
+        if (st) { free(xq); return st; }
+        x = xq;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)lin->out, (int)lin->in, 1.0f, x,
                 (int)lin->in, lin->w, (int)lin->in, 0.0f, y, (int)lin->out);
+    free(xq);
     if (lin->b) {
         for (int64_t t = 0; t < T; t++)
             for (int64_t o = 0; o < lin->out; o++) y[t * lin->out + o] += lin->b[o];
     }
+    return QN_OK;
 }
+
+#define linear_apply(lin, x, T, y)                                          \
+    do {                                                                    \
+        qn_status st_la_ = qn_linear_forward((lin), (x), (T), (y), err);    \
+        if (st_la_) return st_la_;                                          \
+    } while (0)
 
 /* RMSNorm over rows of length n: y = w · x · rsqrt(mean(x²) + eps), fp32 throughout. */
 static void rmsnorm_rows(float *y, const float *x, const float *w, int64_t rows, int64_t n, double eps) {
@@ -510,8 +611,8 @@ static void add_inplace(float *x, const float *y, int64_t n) {
 }
 
 /* SwiGLU y[T, H] = down(silu(gate(x)) * up(x)) with scratch g/u of [T, inter]. */
-static void swiglu(const qn_linear *gate, const qn_linear *up, const qn_linear *down, const float *x, int64_t T,
-                   float *g, float *u, float *y) {
+static qn_status swiglu(const qn_linear *gate, const qn_linear *up, const qn_linear *down, const float *x, int64_t T,
+                        float *g, float *u, float *y, qn_error *err) {
     int64_t inter = gate->out;
     linear_apply(gate, x, T, g);
     linear_apply(up, x, T, u);
@@ -521,6 +622,7 @@ static void swiglu(const qn_linear *gate, const qn_linear *up, const qn_linear *
         g[i] = a / (1.0f + expf(-a)) * u[i];
     }
     linear_apply(down, g, T, y);
+    return QN_OK;
 }
 
 /* Top-k routing per token into s->rsel / s->rw (architectures.md §1.5). */
@@ -586,8 +688,8 @@ static void moe_route(const qn_model_config *c, const qn_moe *moe, int64_t T, qn
 
 /* MoE MLP: route, run each expert on the tokens routed to it, add the weighted outputs (and the
  * shared expert) to x. */
-static void moe_forward(const qn_model_config *c, const qn_moe *moe, float *x, const float *xn, int64_t T,
-                        qn_scratch *s) {
+static qn_status moe_forward(const qn_model_config *c, const qn_moe *moe, float *x, const float *xn, int64_t T,
+                             qn_scratch *s, qn_error *err) {
     int64_t H = c->hidden_size, E = moe->n_experts, k = moe->top_k;
     linear_apply(&moe->router, xn, T, s->rlogits);
     moe_route(c, moe, T, s);
@@ -600,7 +702,8 @@ static void moe_forward(const qn_model_config *c, const qn_moe *moe, float *x, c
         if (!n) continue;
         for (int64_t i = 0; i < n; i++) memcpy(s->xg + i * H, xn + (int64_t)s->etok[i] * H, sizeof(float) * H);
         const qn_linear *ex = &moe->experts[3 * e];
-        swiglu(&ex[0], &ex[1], &ex[2], s->xg, n, s->gate, s->up, s->eo);
+        qn_status st = swiglu(&ex[0], &ex[1], &ex[2], s->xg, n, s->gate, s->up, s->eo, err);
+        if (st) return st;
         for (int64_t i = 0; i < n; i++) {
             float *xr = x + (int64_t)s->etok[i] * H, w = s->ew[i];
             const float *o = s->eo + i * H;
@@ -608,9 +711,11 @@ static void moe_forward(const qn_model_config *c, const qn_moe *moe, float *x, c
         }
     }
     if (moe->has_shared) {
-        swiglu(&moe->shared[0], &moe->shared[1], &moe->shared[2], xn, T, s->gate, s->up, s->tmp);
+        qn_status st = swiglu(&moe->shared[0], &moe->shared[1], &moe->shared[2], xn, T, s->gate, s->up, s->tmp, err);
+        if (st) return st;
         add_inplace(x, s->tmp, T * H);
     }
+    return QN_OK;
 }
 
 qn_status qn_layer_forward(const qn_model_config *c, const qn_layer *l, float *x, int64_t T, int64_t pos0,
@@ -644,8 +749,7 @@ qn_status qn_layer_forward(const qn_model_config *c, const qn_layer *l, float *x
     rmsnorm_rows(s->xn, x, l->mlp_norm, T, H, c->rms_norm_eps);
     if (hook) hook(hook_user, l->index, QN_LIN_GATE, s->xn, T, H);
     if (l->is_moe) {
-        moe_forward(c, &l->moe, x, s->xn, T, s);
-        return QN_OK;
+        return moe_forward(c, &l->moe, x, s->xn, T, s, err);
     }
     int64_t inter = l->lin[QN_LIN_GATE].out;
     linear_apply(&l->lin[QN_LIN_GATE], s->xn, T, s->gate);

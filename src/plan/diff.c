@@ -13,6 +13,7 @@
  *    expanded, via qn_inspect_path).
  *  - tensors when both sides have them: names only in one, and dtype / shape changes.
  */
+#define _GNU_SOURCE /* strverscmp */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -42,8 +43,14 @@ static int ends_with(const char *s, const char *suf) {
     return a >= b && !strcmp(s + a - b, suf);
 }
 
+/* Natural order ("layers.2" before "layers.10"), ties broken byte-wise so it is a total order. */
+static int natcmp(const char *a, const char *b) {
+    int c = strverscmp(a, b);
+    return c ? c : strcmp(a, b);
+}
+
 static int cmp_str_ptr(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return natcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static void free_list(char **a, size_t n) {
@@ -451,7 +458,7 @@ static qn_status set_diff(char **a, size_t na, char **b, size_t nb, char ***oa, 
     size_t i = 0, j = 0;
     int oom = 0;
     while ((i < na || j < nb) && !oom) {
-        int c = i >= na ? 1 : j >= nb ? -1 : strcmp(a[i], b[j]);
+        int c = i >= na ? 1 : j >= nb ? -1 : natcmp(a[i], b[j]);
         if (c == 0) { i++; j++; }
         else if (c < 0) oom = push_str(&va, a[i++]);
         else oom = push_str(&vb, b[j++]);
@@ -486,7 +493,7 @@ static qn_status ignore_list(const side *s, char ***out, size_t *n, qn_error *er
 }
 
 static int cmp_tensor_ptr(const void *a, const void *b) {
-    return strcmp((*(const qn_tensor *const *)a)->name, (*(const qn_tensor *const *)b)->name);
+    return natcmp((*(const qn_tensor *const *)a)->name, (*(const qn_tensor *const *)b)->name);
 }
 
 static qn_status diff_tensors(qn_diff *d, const side *A, const side *B, qn_error *err) {
@@ -511,7 +518,7 @@ static qn_status diff_tensors(qn_diff *d, const side *A, const side *B, qn_error
         size_t i = 0, j = 0;
         int oom = 0;
         while ((i < na || j < nb) && !oom) {
-            int c = i >= na ? 1 : j >= nb ? -1 : strcmp(ta[i]->name, tb[j]->name);
+            int c = i >= na ? 1 : j >= nb ? -1 : natcmp(ta[i]->name, tb[j]->name);
             if (c < 0) { oom = push_str(&oa, ta[i++]->name); continue; }
             if (c > 0) { oom = push_str(&ob, tb[j++]->name); continue; }
             const qn_tensor *x = ta[i++], *y = tb[j++];

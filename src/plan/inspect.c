@@ -34,6 +34,7 @@
  *  - Pack layouts: CT >= 0.17 dense, older per-word (§5.4), from the config's version (0.13 when
  *    absent); for 1, 2, 4, 8 bits both are the same.
  */
+#define _GNU_SOURCE /* strverscmp */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -172,8 +173,14 @@ static void shape_text(int ndim, const int64_t *s, char *b, size_t n) {
     if (k < n) snprintf(b + k, n - k, "]");
 }
 
+/* Natural order ("layers.2" before "layers.10"), ties broken byte-wise so it is a total order. */
+static int natcmp(const char *a, const char *b) {
+    int c = strverscmp(a, b);
+    return c ? c : strcmp(a, b);
+}
+
 static int cmp_str_ptr(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return natcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1862,7 +1869,10 @@ static void count_modules(ictx *C, tmatch *T) {
     modules *M = &C->M;
     for (size_t k = 0; k < M->n; k++) {
         imod *m = &M->m[k];
-        if (m->mtp) { r->n_mtp_modules++; continue; }
+        if (m->mtp) {
+            if (m->linear && (C->set ? m->from_tensors : 1)) r->n_mtp_modules++;
+            continue;
+        }
         if (!m->linear) continue;
         r->n_linear++;
         if (m->decision == DEC_IGNORED) r->n_ignored++;

@@ -611,6 +611,8 @@ static ct_expr *p_postfix(P *p, ct_expr *e) {
             ct_expr *x = mk(p, E_CALL, t);
             if (!x) return NULL;
             x->a = e;
+            x->line = e->line; /* a call is reported where its callee starts */
+            x->col = e->col;
             if (p_callargs(p, x)) return NULL;
             e = x;
         } else return e;
@@ -660,6 +662,8 @@ static ct_expr *p_filters(P *p, ct_expr *e) {
             ct_expr *x = mk(p, E_CALL, t);
             if (!x) return NULL;
             x->a = e;
+            x->line = e->line; /* a call is reported where its callee starts */
+            x->col = e->col;
             if (p_callargs(p, x)) return NULL;
             e = x;
         } else return e;

@@ -1,0 +1,93 @@
+/* Activation-quantization emulation of a Linear (issue: evaluate as vLLM runs the checkpoint):
+ * a 2x8 input through an 8x4 Linear, outputs against values computed by hand in the test. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quench/model.h"
+#include "quench/quant.h"
+#include "testutil.h"
+
+static const float X[2][8] = {{1, 2, 3, 4, 5, 6, 7, 8}, {-0.5f, 0.25f, 3.0f, -6.0f, 1.5f, 0.0f, 2.0f, 0.75f}};
+
+/* W [4, 8]: rows pick/combine input columns. */
+static void make_w(float *w) {
+    memset(w, 0, sizeof(float) * 32);
+    w[0 * 8 + 0] = 1;                     /* y0 = x0 */
+    w[1 * 8 + 3] = 1;                     /* y1 = x3 */
+    w[2 * 8 + 7] = 1;                     /* y2 = x7 */
+    for (int j = 0; j < 8; j++) w[3 * 8 + j] = 0.5f;   /* y3 = 0.5 * sum x */
+}
+
+static void run(const qn_quant_args *a, float scale, float zp, float *y) {
+    float w[32];
+    make_w(w);
+    qn_linear lin = {.w = w, .out = 4, .in = 8, .in_act = a, .act_dtype = QN_DT_F32, .in_scale = scale, .in_zero_point = zp};
+    qn_error err = {0};
+    if (qn_linear_forward(&lin, &X[0][0], 2, y, &err)) fail_msg("%s", err.msg);
+}
+
+static void expect_rows(const float q[2][8], const float *y) {
+    for (int t = 0; t < 2; t++) {
+        double s = 0;
+        for (int j = 0; j < 8; j++) s += q[t][j];
+        double want[4] = {q[t][0], q[t][3], q[t][7], 0.5 * s};
+        for (int o = 0; o < 4; o++)
+            if (fabs(y[t * 4 + o] - want[o]) > 1e-5) fail_msg("row %d out %d: %f, expected %f", t, o, y[t * 4 + o], want[o]);
+    }
+}
+
+/* int8 symmetric dynamic per token as vLLM runs it: scale = max|x_t| / 127, q = round-half-even(x / scale). */
+static void test_token_int8(void **st) {
+    (void)st;
+    qn_quant_scheme s;
+    qn_error err = {0};
+    assert_int_equal(qn_scheme_preset("W8A8", &s, &err), QN_OK);
+    float y[8], q[2][8];
+    run(&s.input_activations, 1, 0, y);
+    /* row 0: scale 8/127; x/scale = x * 15.875: 15.875, 31.75, 47.625, 63.5 (tie -> 64), 79.375, ... */
+    const float q0[8] = {16, 32, 48, 64, 79, 95, 111, 127};
+    for (int j = 0; j < 8; j++) q[0][j] = q0[j] * (8.0f / 127.0f);
+    /* row 1: max 6, scale 6/127: x * 21.1667: -10.58, 5.29, 63.5 (-> 64), -127, 31.75, 0, 42.33, 15.875 */
+    const float q1[8] = {-11, 5, 64, -127, 32, 0, 42, 16};
+    for (int j = 0; j < 8; j++) q[1][j] = q1[j] * (6.0f / 127.0f);
+    expect_rows(q, y);
+    /* without emulation the output is the exact product */
+    float w[32], y2[8];
+    make_w(w);
+    qn_linear plain = {.w = w, .out = 4, .in = 8};
+    assert_int_equal(qn_linear_forward(&plain, &X[0][0], 2, y2, &err), QN_OK);
+    assert_true(fabsf(y2[0 * 4 + 0] - 1.0f) < 1e-6f && fabsf(y[0] - 1.0f) > 1e-3f);
+    qn_quant_scheme_free(&s);
+}
+
+/* static per-tensor int8 symmetric with a stored input_scale of 0.05 (saturating beyond 6.35). */
+static void test_static_int8(void **st) {
+    (void)st;
+    qn_quant_args a;
+    qn_quant_args_init(&a);
+    a.num_bits = 8;
+    a.type = QN_QTYPE_INT;
+    a.symmetric = 1;
+    a.strategy = QN_STRATEGY_TENSOR;
+    a.dynamic = QN_DYNAMIC_FALSE;
+    qn_error err = {0};
+    assert_int_equal(qn_quant_args_validate(&a, QN_CT_VERSION_DEFAULT, "test", &err), QN_OK);
+    float y[8], q[2][8];
+    run(&a, 0.05f, 0, y);
+    for (int t = 0; t < 2; t++)
+        for (int j = 0; j < 8; j++) {
+            float v = rintf(X[t][j] / 0.05f);
+            if (v > 127) v = 127;
+            if (v < -128) v = -128;
+            q[t][j] = v * 0.05f;
+        }
+    /* by hand: 7 / 0.05 = 140 -> clamps to 127 -> 6.35; 8 -> 6.35 */
+    assert_true(fabsf(q[0][6] - 6.35f) < 1e-5f && fabsf(q[0][7] - 6.35f) < 1e-5f);
+    expect_rows(q, y);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_token_int8), cmocka_unit_test(test_static_int8)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
