@@ -20,7 +20,7 @@ for M in stories260K stories260K-hd64; do
   if [ $M = stories260K ]; then strat="strategy: channel"; else strat="strategy: group, group_size: 64"; fi
   recipe "$W/gptq4.yaml" GPTQModifier 4 "$strat"
   recipe "$W/rtn4.yaml" QuantizationModifier 4 "$strat"
-  "$Q" compress "$D" -o "$W/$M-gptq4" --recipe "$W/gptq4.yaml" --dataset "$CAL" --max-seq-length 512 --no-sample --quiet > "$W/out" 2>&1 \
+  "$Q" compress "$D" -o "$W/$M-gptq4" --recipe "$W/gptq4.yaml" --dataset "$CAL" --max-seq-length 512 --holdout 0 --no-sample --quiet > "$W/out" 2>&1 \
     && ok || { bad "$M GPTQ W4 compress"; cat "$W/out"; }
   "$Q" compress "$D" -o "$W/$M-rtn4" --recipe "$W/rtn4.yaml" --no-sample --quiet > /dev/null 2>&1 && ok || bad "$M RTN W4 compress"
   # every Linear: GPTQ's output error on the calibration data below round-to-nearest's
@@ -34,7 +34,7 @@ for M in stories260K stories260K-hd64; do
   lt "$g_w" "$r_w" && ok || bad "$M wikitext: GPTQ $g_w not below RTN $r_w"
   # W8A16 GPTQ within 1% of the original
   recipe "$W/gptq8.yaml" GPTQModifier 8 "strategy: channel"
-  "$Q" compress "$D" -o "$W/$M-gptq8" --recipe "$W/gptq8.yaml" --dataset "$CAL" --max-seq-length 512 --no-sample --quiet > /dev/null 2>&1 \
+  "$Q" compress "$D" -o "$W/$M-gptq8" --recipe "$W/gptq8.yaml" --dataset "$CAL" --max-seq-length 512 --holdout 0 --no-sample --quiet > /dev/null 2>&1 \
     && ok || bad "$M GPTQ W8 compress"
   g8=$(ppl "$W/$M-gptq8" "$STORIES" stories)
   echo "$M W8: tinystories ppl orig $orig_s GPTQ $g8"
@@ -42,6 +42,19 @@ for M in stories260K stories260K-hd64; do
 done
 # the written checkpoint holds what GPTQ computed: quench reads it back (ppl above) and the report exists
 [ -f "$W/stories260K-gptq4/quench_report.json" ] && ok || bad "report missing"
+# built-in held-out check (default): samples not used for calibration, KL and top-1 in the report
+recipe "$W/gptq4c.yaml" GPTQModifier 4 "strategy: channel"
+"$Q" compress "$SHARED/models/stories260K" -o "$W/hold" --recipe "$W/gptq4c.yaml" --dataset "$CAL" --max-seq-length 512 \
+  --no-sample --quiet > /dev/null 2>&1 && ok || bad "compress with held-out check"
+h=$(jq -c '.heldout_check | [.positions > 0, .kl_mean > 0, .top1_agreement > 0.5, .max_kl_exceeded]' "$W/hold/quench_report.json")
+[ "$h" = '[true,true,true,false]' ] && ok || bad "held-out check in the report: $h"
+[ "$(jq .calibration.samples "$W/hold/quench_report.json")" = 24 ] && ok || bad "31 windows should leave 24 for calibration"
+[ "$(jq .calibration.samples "$W/stories260K-gptq4/quench_report.json")" = 31 ] && ok || bad "--holdout 0 should keep all 31"
+# --max-kl: exit 3, output kept and marked
+"$Q" compress "$SHARED/models/stories260K" -o "$W/maxkl" --recipe "$W/gptq4c.yaml" --dataset "$CAL" --max-seq-length 512 \
+  --no-sample --quiet --max-kl 0.000001 > /dev/null 2>&1; rc=$?
+[ $rc -eq 3 ] && ok || bad "--max-kl exceeded: rc=$rc"
+[ "$(jq .heldout_check.max_kl_exceeded "$W/maxkl/quench_report.json")" = true ] && ok || bad "--max-kl not marked in the report"
 # calibration recipes without --dataset: one clear error, no OUT
 recipe "$W/gptq4.yaml" GPTQModifier 4 "strategy: channel"
 err=$("$Q" compress "$SHARED/models/stories260K" -o "$W/nodata" --recipe "$W/gptq4.yaml" 2>&1); rc=$?

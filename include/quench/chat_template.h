@@ -18,33 +18,46 @@
  * unk_token, pad_token, sep_token, cls_token, mask_token, additional_special_tokens) when set,
  * enable_thinking when given, then the entries of opts->extra (which override all of these).
  *
- * Supported (the rest is refused at parse time with "<source>:<line>:<col>: ..."):
+ * Supported (anything else is refused with "<source>:<line>:<col>: ..."; tags, *args, unknown
+ * syntax at parse time, unknown filters / tests when first evaluated):
  *   {{ }}, {% %}, {# #}, whitespace control - and +; if/elif/else, for (tuple targets, inline
  *   `if` filter, else, loop.index/index0/revindex/revindex0/first/last/length/previtem/
- *   nextitem/depth), set (name, a, b = ..., ns.attr = ..., block set), macro (positional,
- *   keyword and default arguments), break, continue, and transformers' {% generation %} block;
- *   literals (strings with Python escapes, ints, floats, true/false/none, lists, dicts,
- *   tuples), + - * / // % ** ~, comparisons (chained), and/or/not, in / not in, A if C else B,
- *   subscripts, slices ([::-1]), attribute access (m.role == m['role']), calls;
+ *   nextitem/depth/depth0), set (name, a, b = ..., ns.attr = ..., block set), macro (positional,
+ *   keyword and default arguments; a macro sees its arguments and the template's top-level
+ *   names), break, continue, and transformers' {% generation %} block (rendered as its body);
+ *   literals (strings with Python escapes, adjacent strings joined, ints, floats,
+ *   true/false/none (also True/False/None), lists, dicts, tuples), + - * / // % ** ~, unary - +,
+ *   comparisons (chained), and/or/not, in / not in, A if C [else B], subscripts, slices
+ *   ([::-1]; strings index by code point), attribute access (m.role == m['role']), calls;
  *   tests: defined undefined none string number integer float boolean true false mapping
- *   iterable sequence callable eq/equalto/== ne/!= lt/< le/<= gt/> ge/>= in odd even
- *   divisibleby sameas lower upper;
- *   filters: trim length count tojson first last join items reject select rejectattr
- *   selectattr map list string lower upper capitalize title replace default/d int float abs
- *   reverse safe unique;
- *   str methods: strip lstrip rstrip (with chars) split rsplit startswith endswith upper lower
- *   replace title capitalize find count splitlines; dict methods: items keys values get.
- * Not supported: {% filter %}, {% call %}, {% raw %}, include/import/extends/block/with, *args /
- * **kwargs, string % formatting, str.format. upper/lower/title use utf8proc's simple case
- * mapping ("ß".upper() stays "ß"; Python gives "SS").
+ *   iterable sequence callable eq/equalto/== ne/!= lt/lessthan/< le/<= gt/greaterthan/> ge/>= in
+ *   odd even divisibleby sameas lower upper;
+ *   filters: trim length count tojson (ensure_ascii, indent, separators, sort_keys) first last
+ *   join items reject select rejectattr selectattr map (attribute= or a filter name) list
+ *   string lower upper capitalize title replace default/d int float abs reverse safe unique;
+ *   str methods: strip lstrip rstrip (with chars) split rsplit (sep, maxsplit) startswith
+ *   endswith (str or tuple) upper lower replace title capitalize find count splitlines; dict
+ *   methods: items keys values get. Undefined follows Jinja's default Undefined: prints as '',
+ *   is falsy, iterates empty, has length 0; attribute / item access on it, or arithmetic with it,
+ *   is an error.
+ * Not supported: {% filter %}, {% call %}, {% raw %}, include/import/from/extends/block/with/
+ * autoescape/do, recursive loops, *args / **kwargs, string % formatting, str.format, list /
+ * dict mutation methods (append, update: the sandbox transformers uses refuses them too),
+ * loop.cycle. Tuples are lists (str() prints [..], not (..)). upper/lower/title use utf8proc's
+ * simple case mapping ("ß".upper() stays "ß"; Python gives "SS"); title/capitalize treat a
+ * letter after a non-letter as a word start.
  *
  * strftime_now(fmt) formats opts->now (seconds since the epoch; 0 = the current time) in local
  * time with strftime, as transformers does with datetime.now(); pass a fixed `now` for
  * reproducible output. JSON numbers that are integral and below 2^53 become ints (cJSON keeps no
  * int/float distinction, so 1.0 in the input is rendered as 1).
  *
- * Bounds (hostile templates): template source 4 MiB, nesting depth 100, macro recursion 32,
- * range() 1e6 items, 5e7 evaluation steps and 256 MiB of memory per render. */
+ * Bounds (hostile templates): template source 4 MiB, nesting depth 100 (brackets, expressions,
+ * blocks), macro recursion 32, range() 1e6 items, 5e7 evaluation steps and 256 MiB of memory per
+ * render (everything a render allocates is freed when it ends, so a loop that builds big values
+ * hits the memory bound). Errors: QN_ERR_FORMAT (syntax, type errors), QN_ERR_UNSUPPORTED
+ * (constructs above), QN_ERR_NOMEM (bounds), QN_ERR_INVALID_ARG (raise_exception(msg); the
+ * message is "<source>:<line>:<col>: raise_exception: <msg>"). */
 #ifndef QUENCH_CHAT_TEMPLATE_H
 #define QUENCH_CHAT_TEMPLATE_H
 

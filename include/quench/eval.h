@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "quench/calib.h"
 #include "quench/model.h"
 #include "quench/status.h"
 #include "quench/tokenizer.h"
@@ -84,6 +85,11 @@ typedef struct {
 qn_status qn_compare_eval(qn_llm *original, qn_llm *compressed, const qn_tokenizer *tok, const char *text,
                           size_t len, qn_ppl_mode mode, int64_t window, int64_t max_tokens, qn_progress_fn progress,
                           void *user, qn_compare_result *out, qn_error *err);
+
+/* The same comparison over token samples (each scored like one window: position p predicts p+1),
+ * e.g. the held-out calibration samples of `quench compress`. */
+qn_status qn_compare_samples(qn_llm *original, qn_llm *compressed, const qn_calib_set *samples, qn_compare_result *out,
+                             qn_error *err);
 
 /* Relative weight error ||W - W'||_F / ||W||_F of one Linear (W from the original folder, W' as
  * the compressed folder stores it, dequantized). */

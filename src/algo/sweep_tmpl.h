@@ -10,6 +10,13 @@
  * chunk of rows runs the whole block while its slice of the block stays in cache; the update of
  * the columns after the block, W[:, i2:] -= Err1 * U[i1:i2, i2:], is one gemm (the caller's).
  */
+#ifndef QNA_VBYTES
+#if defined(__AVX512F__)
+#define QNA_VBYTES 64
+#else
+#define QNA_VBYTES 32
+#endif
+#endif
 #define QNA_CAT2_(a, b) a##_##b
 #define QNA_CAT2(a, b) QNA_CAT2_(a, b)
 #define QNA_FN(name) QNA_CAT2(name, QNA_SUF)
@@ -26,55 +33,80 @@ static void QNA_FN(block_update)(QNA_T *W, int64_t ldw, int64_t rows, int64_t co
 
 /* Rows [r0, r1): W[r, j0:end) -= E[r, s0:s0+nb) * U[c0:c0+nb, j0:end) (the second level of
  * lazy batching inside a block). The k loop runs in the same order as the rank-1 updates it
- * replaces, so the arithmetic is the same; tiles of 4 rows x 128 bytes keep 8 independent
+ * replaces, so the arithmetic is the same; tiles of 4 rows x 2 vectors keep 8 independent
  * accumulators in registers and share each load of U. */
+typedef QNA_T QNA_FN(vec) __attribute__((vector_size(QNA_VBYTES)));
+static inline QNA_FN(vec) QNA_FN(vload)(const QNA_T *p) {
+    QNA_FN(vec) v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void QNA_FN(vstore)(QNA_T *p, QNA_FN(vec) v) { memcpy(p, &v, sizeof v); }
+
 static void QNA_FN(sub_update)(QNA_T *W, int64_t n, const QNA_T *E, int64_t B, int64_t s0,
                                int64_t nb, const QNA_T *U, int64_t c0, int64_t j0, int64_t end,
                                int64_t r0, int64_t r1) {
-    enum { RB = 4, VW = 128 / sizeof(QNA_T), VN = 32 / sizeof(QNA_T) };
+    typedef QNA_FN(vec) vec;
+    enum { VL = QNA_VBYTES / sizeof(QNA_T) };
     const QNA_T *Uc = U + c0 * n;
     int64_t r = r0;
-    for (; r + RB <= r1; r += RB) {
-        const QNA_T *e0 = E + r * B + s0;
+    for (; r + 4 <= r1; r += 4) {
+        QNA_T *w0 = W + r * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
+        const QNA_T *e0 = E + r * B + s0, *e1 = e0 + B, *e2 = e1 + B, *e3 = e2 + B;
         int64_t j = j0;
-        for (; j + VW <= end; j += VW) { /* 4 rows x 128 bytes */
-            QNA_T acc[RB][VW];
-            for (int rb = 0; rb < RB; rb++)
-                for (int jj = 0; jj < VW; jj++) acc[rb][jj] = W[(r + rb) * n + j + jj];
+        for (; j + 2 * VL <= end; j += 2 * VL) {
+            vec a00 = QNA_FN(vload)(w0 + j), a01 = QNA_FN(vload)(w0 + j + VL);
+            vec a10 = QNA_FN(vload)(w1 + j), a11 = QNA_FN(vload)(w1 + j + VL);
+            vec a20 = QNA_FN(vload)(w2 + j), a21 = QNA_FN(vload)(w2 + j + VL);
+            vec a30 = QNA_FN(vload)(w3 + j), a31 = QNA_FN(vload)(w3 + j + VL);
             for (int64_t k = 0; k < nb; k++) {
-                const QNA_T *uk = Uc + k * n + j;
-                for (int rb = 0; rb < RB; rb++) {
-                    const QNA_T ek = e0[rb * B + k];
-#pragma omp simd
-                    for (int jj = 0; jj < VW; jj++) acc[rb][jj] -= ek * uk[jj];
-                }
+                const vec u0 = QNA_FN(vload)(Uc + k * n + j), u1 = QNA_FN(vload)(Uc + k * n + j + VL);
+                a00 -= e0[k] * u0;
+                a01 -= e0[k] * u1;
+                a10 -= e1[k] * u0;
+                a11 -= e1[k] * u1;
+                a20 -= e2[k] * u0;
+                a21 -= e2[k] * u1;
+                a30 -= e3[k] * u0;
+                a31 -= e3[k] * u1;
             }
-            for (int rb = 0; rb < RB; rb++)
-                for (int jj = 0; jj < VW; jj++) W[(r + rb) * n + j + jj] = acc[rb][jj];
+            QNA_FN(vstore)(w0 + j, a00);
+            QNA_FN(vstore)(w0 + j + VL, a01);
+            QNA_FN(vstore)(w1 + j, a10);
+            QNA_FN(vstore)(w1 + j + VL, a11);
+            QNA_FN(vstore)(w2 + j, a20);
+            QNA_FN(vstore)(w2 + j + VL, a21);
+            QNA_FN(vstore)(w3 + j, a30);
+            QNA_FN(vstore)(w3 + j + VL, a31);
         }
-        for (; j + VN <= end; j += VN) { /* 4 rows x 32 bytes */
-            QNA_T acc[RB][VN];
-            for (int rb = 0; rb < RB; rb++)
-                for (int jj = 0; jj < VN; jj++) acc[rb][jj] = W[(r + rb) * n + j + jj];
+        for (; j + VL <= end; j += VL) {
+            vec a0 = QNA_FN(vload)(w0 + j), a1 = QNA_FN(vload)(w1 + j);
+            vec a2 = QNA_FN(vload)(w2 + j), a3 = QNA_FN(vload)(w3 + j);
             for (int64_t k = 0; k < nb; k++) {
-                const QNA_T *uk = Uc + k * n + j;
-                for (int rb = 0; rb < RB; rb++) {
-                    const QNA_T ek = e0[rb * B + k];
-#pragma omp simd
-                    for (int jj = 0; jj < VN; jj++) acc[rb][jj] -= ek * uk[jj];
-                }
+                const vec u = QNA_FN(vload)(Uc + k * n + j);
+                a0 -= e0[k] * u;
+                a1 -= e1[k] * u;
+                a2 -= e2[k] * u;
+                a3 -= e3[k] * u;
             }
-            for (int rb = 0; rb < RB; rb++)
-                for (int jj = 0; jj < VN; jj++) W[(r + rb) * n + j + jj] = acc[rb][jj];
+            QNA_FN(vstore)(w0 + j, a0);
+            QNA_FN(vstore)(w1 + j, a1);
+            QNA_FN(vstore)(w2 + j, a2);
+            QNA_FN(vstore)(w3 + j, a3);
         }
-        for (int rb = 0; rb < RB; rb++) {
-            QNA_T *row = W + (r + rb) * n;
-            const QNA_T *e = e0 + rb * B;
-            for (int64_t jt = j; jt < end; jt++) {
-                QNA_T a = row[jt];
-                for (int64_t k = 0; k < nb; k++) a -= e[k] * Uc[k * n + jt];
-                row[jt] = a;
+        for (; j < end; j++) {
+            QNA_T a0 = w0[j], a1 = w1[j], a2 = w2[j], a3 = w3[j];
+            for (int64_t k = 0; k < nb; k++) {
+                const QNA_T u = Uc[k * n + j];
+                a0 -= e0[k] * u;
+                a1 -= e1[k] * u;
+                a2 -= e2[k] * u;
+                a3 -= e3[k] * u;
             }
+            w0[j] = a0;
+            w1[j] = a1;
+            w2[j] = a2;
+            w3[j] = a3;
         }
     }
     for (; r < r1; r++) {

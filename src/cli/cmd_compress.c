@@ -214,8 +214,20 @@ static void print_gptq_summary(const qn_pipeline_stats_t *s) {
 }
 
 /* OUT/quench_report.json: what the calibration did, per Linear. */
-static int write_report(const char *out, const qn_pipeline_stats_t *s, const char *dataset, qn_error *err) {
+static int write_report(const char *out, const qn_pipeline_stats_t *s, const char *dataset, const qn_compare_result *h,
+                        double max_kl, int exceeded, qn_error *err) {
     cJSON *o = cJSON_CreateObject(), *c = cJSON_AddObjectToObject(o, "calibration"), *a = cJSON_AddArrayToObject(o, "linears");
+    if (h) {
+        cJSON *q = cJSON_AddObjectToObject(o, "heldout_check");
+        cJSON_AddNumberToObject(q, "positions", (double)h->positions);
+        cJSON_AddNumberToObject(q, "kl_mean", h->kl_mean);
+        cJSON_AddNumberToObject(q, "kl_max", h->kl_max);
+        cJSON_AddNumberToObject(q, "top1_agreement", h->top1_agreement);
+        cJSON_AddNumberToObject(q, "original_ppl", h->original.ppl);
+        cJSON_AddNumberToObject(q, "compressed_ppl", h->compressed.ppl);
+        if (max_kl >= 0) cJSON_AddNumberToObject(q, "max_kl", max_kl);
+        cJSON_AddBoolToObject(q, "max_kl_exceeded", exceeded);
+    }
     cJSON_AddStringToObject(c, "dataset", dataset);
     cJSON_AddNumberToObject(c, "samples", (double)s->samples);
     cJSON_AddNumberToObject(c, "tokens", (double)s->tokens);
@@ -262,7 +274,8 @@ static const char k_usage[] =
 int cmd_compress(int argc, char **argv) {
     const char *out = NULL, *recipe_path = NULL, *scheme = NULL, *shard = "5GB", *prompt = "Once upon a time";
     const char *dummy = NULL, *dataset = NULL, *dataset_mode = "stream", *text_field = "text";
-    int64_t num_samples = 512, max_seq_len = 2048, shuffle_seed = 42;
+    int64_t num_samples = 512, max_seq_len = 2048, shuffle_seed = 42, holdout = 16;
+    double max_kl = -1;
     int overwrite = 0, no_sample = 0, quiet = 0;
     const cli_opt opts[] = {
         {"--output", CLI_STR, &out, "output folder (also -o)", "OUT"},
@@ -281,6 +294,8 @@ int cmd_compress(int argc, char **argv) {
         {"--max-seq-length", CLI_INT, &max_seq_len, "tokens per sample (default 2048)", "N"},
         {"--shuffle-seed", CLI_INT, &shuffle_seed, "shuffle seed of the samples (default 42; 0 = file order)", "S"},
         {"--text-field", CLI_STR, &text_field, "JSONL field holding the text (default text)", "NAME"},
+        {"--holdout", CLI_INT, &holdout, "held-out samples for the quality check (default 16, at most a quarter; 0 = off)", "N"},
+        {"--max-kl", CLI_FLOAT, &max_kl, "fail (exit 3, output kept and marked) when the held-out mean KL exceeds X", "X"},
         {0}};
     /* -o -> --output; --targets/--ignore collected here (cli_parse keeps one value per option) */
     str_list targets = {{0}, 0}, ignore = {{0}, 0};
@@ -334,8 +349,10 @@ int cmd_compress(int argc, char **argv) {
     qn_module *mods = NULL;
     size_t nm = 0;
     qn_recipe_plan plan;
-    qn_calib_set calib = {0};
+    qn_calib_set calib = {0}, held = {0};
     int have_calib = 0;
+    qn_compare_result hres;
+    int have_hres = 0, kl_exceeded = 0;
     qn_pipeline *pl = NULL;
     if (recipe_path) {
         if (qn_recipe_load(recipe_path, &r, &err)) { cli_fail("compress", &err); goto out; }
@@ -390,6 +407,8 @@ int cmd_compress(int argc, char **argv) {
         qn_tokenizer_free(tok);
         if (cst) { cli_progress_end(&cp.p); cli_fail("compress", &err); goto cleanup; }
         have_calib = 1;
+        int64_t nh = holdout < calib.n / 4 ? holdout : calib.n / 4;
+        if (nh > 0 && qn_calib_split(&calib, nh, &held, &err)) { cli_progress_end(&cp.p); cli_fail("compress", &err); goto cleanup; }
         if (!quiet)
             fprintf(stderr, "quench compress: calibration: %lld samples, %lld tokens (%s) from %s\n", (long long)calib.n,
                     (long long)calib.tokens, calib.kind, dataset);
@@ -403,7 +422,34 @@ int cmd_compress(int argc, char **argv) {
     if (st) { cli_fail("compress", &err); goto cleanup; }
     if (pl) {
         print_gptq_summary(qn_pipeline_stats(pl));
-        if (write_report(out, qn_pipeline_stats(pl), dataset, &err)) { cli_fail("compress", &err); goto cleanup; }
+        if (held.n > 0) {   /* built-in quality check on samples the calibration did not see */
+            qn_model *ma = NULL, *mb = NULL;
+            qn_tokenizer *ta = NULL, *tb = NULL;
+            qn_llm *la = NULL, *lb = NULL;
+            int64_t ctx = 2;
+            for (int64_t i = 0; i < held.n; i++) if (held.samples[i].n > ctx) ctx = held.samples[i].n;
+            if (cli_load_model("compress", pos[0], ctx, &ma, &ta, &la)) goto cleanup;
+            if (cli_load_model("compress", out, ctx, &mb, &tb, &lb)) { cli_unload_model(ma, ta, la); goto cleanup; }
+            qn_status hs = qn_compare_samples(la, lb, &held, &hres, &err);
+            cli_unload_model(ma, ta, la);
+            cli_unload_model(mb, tb, lb);
+            if (hs) { cli_fail("compress", &err); goto cleanup; }
+            have_hres = 1;
+            kl_exceeded = max_kl >= 0 && hres.kl_mean > max_kl;
+            printf("held-out check  %lld samples (%lld positions): mean KL %.6f nats, top-1 agreement %.2f%%, ppl %.4f -> %.4f%s\n",
+                   (long long)held.n, (long long)hres.positions, hres.kl_mean, 100.0 * hres.top1_agreement, hres.original.ppl,
+                   hres.compressed.ppl, kl_exceeded ? "  ABOVE --max-kl" : "");
+        }
+        if (write_report(out, qn_pipeline_stats(pl), dataset, have_hres ? &hres : NULL, max_kl, kl_exceeded, &err)) {
+            cli_fail("compress", &err);
+            goto cleanup;
+        }
+        if (kl_exceeded) {
+            fprintf(stderr, "quench compress: held-out mean KL %.6f exceeds --max-kl %g (output kept in %s, marked in quench_report.json)\n",
+                    hres.kl_mean, max_kl, out);
+            rc = 3;
+            goto cleanup;
+        }
     }
     for (const char *w = stats.warnings; *w;) {
         const char *e = strchr(w, '\n');
@@ -427,6 +473,7 @@ int cmd_compress(int argc, char **argv) {
 cleanup:
     qn_pipeline_free(pl);
     if (have_calib) qn_calib_free(&calib);
+    qn_calib_free(&held);
     if (have_plan) qn_recipe_plan_free(&plan);
     qn_export_modules_free(mods, nm);
     qn_st_set_free(set);

@@ -74,7 +74,8 @@ static void shape_text(int nd, const int64_t *s, char *b, size_t n) {
 static void print_text(const qn_diff *d, int all) {
     printf("A  %s\nB  %s\n\n", d->a_config, d->b_config);
     if (d->identical) {
-        printf("identical%s\n", d->tensors_compared ? " (config.json and tensor names, dtypes, shapes)" : " (config.json)");
+        if (d->tensors_compared) printf("identical: config.json and tensor names, dtypes, shapes\n");
+        else printf("identical config.json; tensors not compared (both sides need safetensors files)\n");
         return;
     }
     if (d->n_config) {

@@ -69,6 +69,58 @@ static void finish_ppl(qn_ppl_result *r, double seconds, double run_tokens) {
     r->ppl = exp(r->mean_nll);
 }
 
+/* One window through both models: NLL sums, KL, agreement, counts. */
+static qn_status compare_window(qn_llm *A, qn_llm *B, const int32_t *win, int64_t w, float *la, float *lb,
+                                qn_compare_result *out, double *kl_sum, int64_t *agree, double *ta, double *tb,
+                                qn_error *err) {
+    double t0 = now_s();
+    qn_status st = qn_eval_window(A, win, w, la, &out->original.nll_sum, err);
+    if (st) return st;
+    double t1 = now_s();
+    if ((st = qn_eval_window(B, win, w, lb, &out->compressed.nll_sum, err))) return st;
+    *tb += now_s() - t1;
+    *ta += t1 - t0;
+    compare_logits(la, lb, w - 1, qn_llm_config(A)->vocab_size, kl_sum, &out->kl_max, agree);
+    out->positions += w - 1;
+    out->original.tokens_scored += w - 1;
+    out->compressed.tokens_scored += w - 1;
+    out->original.windows++;
+    out->compressed.windows++;
+    return QN_OK;
+}
+
+qn_status qn_compare_samples(qn_llm *A, qn_llm *B, const qn_calib_set *set, qn_compare_result *out, qn_error *err) {
+    memset(out, 0, sizeof *out);
+    const qn_model_config *ca = qn_llm_config(A), *cb = qn_llm_config(B);
+    if (ca->vocab_size != cb->vocab_size)
+        return qn_error_set(err, QN_ERR_INVALID_ARG, "the models have different vocabularies (%lld vs %lld tokens)",
+                            (long long)ca->vocab_size, (long long)cb->vocab_size);
+    int64_t maxn = 0;
+    for (int64_t i = 0; i < set->n; i++) if (set->samples[i].n > maxn) maxn = set->samples[i].n;
+    float *la = malloc(sizeof(float) * (size_t)(maxn ? maxn : 1) * (size_t)ca->vocab_size);
+    float *lb = malloc(sizeof(float) * (size_t)(maxn ? maxn : 1) * (size_t)ca->vocab_size);
+    qn_status st = QN_OK;
+    if (!la || !lb) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for the held-out logits");
+    double kl_sum = 0, ta = 0, tb = 0, run = 0;
+    int64_t agree = 0;
+    for (int64_t i = 0; i < set->n && !st; i++) {
+        if (set->samples[i].n < 2) continue;
+        st = compare_window(A, B, set->samples[i].ids, set->samples[i].n, la, lb, out, &kl_sum, &agree, &ta, &tb, err);
+        run += (double)set->samples[i].n;
+        out->original.docs++;
+        out->compressed.docs++;
+    }
+    free(la);
+    free(lb);
+    if (st) return st;
+    if (!out->positions) return qn_error_set(err, QN_ERR_INVALID_ARG, "no held-out positions to compare");
+    finish_ppl(&out->original, ta, run);
+    finish_ppl(&out->compressed, tb, run);
+    out->kl_mean = kl_sum / (double)out->positions;
+    out->top1_agreement = (double)agree / (double)out->positions;
+    return QN_OK;
+}
+
 qn_status qn_compare_eval(qn_llm *A, qn_llm *B, const qn_tokenizer *tok, const char *text_in, size_t len_in,
                           qn_ppl_mode mode, int64_t window, int64_t max_tokens, qn_progress_fn progress, void *user,
                           qn_compare_result *out, qn_error *err) {
@@ -111,19 +163,8 @@ qn_status qn_compare_eval(qn_llm *A, qn_llm *B, const qn_tokenizer *tok, const c
             memcpy(win + w, ids + off, sizeof(int32_t) * (size_t)k);
             w += k;
             if (w < 2) continue;
-            double t0 = now_s();
-            if ((st = qn_eval_window(A, win, w, la, &out->original.nll_sum, err))) goto done;
-            double t1 = now_s();
-            if ((st = qn_eval_window(B, win, w, lb, &out->compressed.nll_sum, err))) goto done;
-            tb += now_s() - t1;
-            ta += t1 - t0;
+            if ((st = compare_window(A, B, win, w, la, lb, out, &kl_sum, &agree, &ta, &tb, err))) goto done;
             run += (double)w;
-            compare_logits(la, lb, w - 1, V, &kl_sum, &out->kl_max, &agree);
-            out->positions += w - 1;
-            out->original.tokens_scored += w - 1;
-            out->compressed.tokens_scored += w - 1;
-            out->original.windows++;
-            out->compressed.windows++;
             if (progress) progress(user, out->original.windows, 0);
             if (max_tokens > 0 && out->original.tokens_scored >= max_tokens) stop = 1;
         }

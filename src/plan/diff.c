@@ -10,7 +10,9 @@
  *    with every field (compressed-tensors' model_dump for QN_CT_VERSION_DEFAULT), so a minimal
  *    group and a full one with the same meaning compare equal; ignore lists as sets of entries
  *    and, when both sides have tensors, as the sets of Linear modules they match (regexes
- *    expanded, via qn_inspect_path).
+ *    expanded).
+ *  - Both sides are first read by qn_inspect_path, so a malformed config.json or
+ *    quantization_config is refused with the same message as `quench inspect` gives.
  *  - tensors when both sides have them: names only in one, and dtype / shape changes.
  */
 #define _GNU_SOURCE /* strverscmp */
@@ -338,7 +340,7 @@ static qn_status group_normalized(const side *s, const cJSON *g, qn_pyjson **out
     *out = NULL;
     char ctx[512];
     const char *qname = cJSON_GetObjectItemCaseSensitive(s->cj, "quantization_config") ? "quantization_config" : "compression_config";
-    snprintf(ctx, sizeof ctx, "%s: field '%s.config_groups.%s'", s->config, qname, g->string ? g->string : "?");
+    snprintf(ctx, sizeof ctx, "%s: %s.config_groups.%s", s->config, qname, g->string ? g->string : "?");
     int v = version_of(s->qcj);
     qn_quant_scheme sc;
     qn_status st;
@@ -551,7 +553,7 @@ static qn_status diff_tensors(qn_diff *d, const side *A, const side *B, qn_error
 
 /* ------------------------------------------------------------------------------------------ */
 
-static qn_status run(qn_diff *d, side *A, side *B, qn_error *err) {
+static qn_status run(qn_diff *d, side *A, side *B, const qn_inspect *ra, const qn_inspect *rb, qn_error *err) {
     qn_status st;
     if (!(d->a_config = xstrdup(A->config)) || !(d->b_config = xstrdup(B->config)))
         return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
@@ -591,16 +593,9 @@ static qn_status run(qn_diff *d, side *A, side *B, qn_error *err) {
     /* with tensors: modules matched by the ignore lists, and the tensor sets */
     if (A->has_tensors && B->has_tensors) {
         if (A->qc || B->qc) {
-            qn_inspect *ra = NULL, *rb = NULL;
-            st = qn_inspect_path(A->dir, &ra, err);
-            if (!st) st = qn_inspect_path(B->dir, &rb, err);
-            if (!st) {
-                d->ignore_expanded = 1;
-                st = set_diff(ra->ignored_modules, ra->n_ignored_modules, rb->ignored_modules, rb->n_ignored_modules,
-                              &d->ignored_only_a, &d->n_ignored_only_a, &d->ignored_only_b, &d->n_ignored_only_b, err);
-            }
-            qn_inspect_free(ra);
-            qn_inspect_free(rb);
+            d->ignore_expanded = 1;
+            st = set_diff(ra->ignored_modules, ra->n_ignored_modules, rb->ignored_modules, rb->n_ignored_modules,
+                          &d->ignored_only_a, &d->n_ignored_only_a, &d->ignored_only_b, &d->n_ignored_only_b, err);
             if (st) return st;
         }
         d->tensors_compared = 1;
@@ -619,9 +614,16 @@ qn_status qn_diff_paths(const char *a, const char *b, qn_diff **out, qn_error *e
     if (!d) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
     side A, B;
     memset(&B, 0, sizeof B);
+    /* inspect validates both sides as `quench inspect` does (config.json fields, quantization_config,
+     * regexes) and gives the Linear modules each ignore list matches */
+    qn_inspect *ra = NULL, *rb = NULL;
     qn_status st = side_open(&A, a, err);
     if (!st) st = side_open(&B, b, err);
-    if (!st) st = run(d, &A, &B, err);
+    if (!st) st = qn_inspect_path(a, &ra, err);
+    if (!st) st = qn_inspect_path(b, &rb, err);
+    if (!st) st = run(d, &A, &B, ra, rb, err);
+    qn_inspect_free(ra);
+    qn_inspect_free(rb);
     side_free(&A);
     side_free(&B);
     if (st) {

@@ -472,7 +472,7 @@ typedef struct {
     size_t n, cap;
     smap map;
     const qn_model_config *cfg;   /* NULL when the architecture is unknown */
-    char cls_norm[64], cls_attn[64], cls_mlp[64];
+    char cls_norm[96], cls_attn[96], cls_mlp[96];
     size_t *tnext;                /* [n_tensors] */
 } modules;
 
@@ -1136,7 +1136,7 @@ static qn_status parse_quant_config(ictx *C, qn_error *err) {
     if (!r->groups) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
     for (const cJSON *g = cJSON_IsObject(groups) ? groups->child : NULL; g; g = g->next) {
         char ctx[512];
-        snprintf(ctx, sizeof ctx, "%s: field '%s.config_groups.%s'", cf, qname, g->string ? g->string : "?");
+        snprintf(ctx, sizeof ctx, "%s: %s.config_groups.%s", cf, qname, g->string ? g->string : "?");
         qn_inspect_group *G = &r->groups[r->n_groups];
         snprintf(G->name, sizeof G->name, "%s", g->string ? g->string : "?");
         if (cJSON_IsArray(g)) { /* "PRESET": [targets] */
@@ -1185,7 +1185,7 @@ static qn_status parse_quant_config(ictx *C, qn_error *err) {
     const cJSON *kv = cJSON_GetObjectItemCaseSensitive(qc, "kv_cache_scheme");
     if (kv && !cJSON_IsNull(kv)) {
         char ctx[320];
-        snprintf(ctx, sizeof ctx, "%s: field '%s.kv_cache_scheme'", cf, qname);
+        snprintf(ctx, sizeof ctx, "%s: %s.kv_cache_scheme", cf, qname);
         if ((st = qn_quant_args_from_json_v(kv, pv, &r->kv_cache, ctx, err))) return st;
         r->has_kv_cache = 1;
         const qn_quant_args *a = &r->kv_cache;
