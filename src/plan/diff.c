@@ -192,8 +192,8 @@ static int values_equal(const qn_pyjson *a, const qn_pyjson *b, char **at, char 
 
 /* Merges two sorted flat lists into diff values. */
 static qn_status diff_flat(flatlist *A, flatlist *B, qn_diff_value **out, size_t *n_out, qn_error *err) {
-    qsort(A->f, A->n, sizeof *A->f, cmp_flat);
-    qsort(B->f, B->n, sizeof *B->f, cmp_flat);
+    if (A->n > 1) qsort(A->f, A->n, sizeof *A->f, cmp_flat);
+    if (B->n > 1) qsort(B->f, B->n, sizeof *B->f, cmp_flat);
     vec v = {NULL, 0, 0, sizeof(qn_diff_value)};
     size_t i = 0, j = 0;
     qn_status st = QN_OK;
@@ -390,7 +390,7 @@ static qn_status diff_groups(qn_diff *d, const side *A, const side *B, qn_error 
         for (const cJSON *g = cJSON_IsObject(gs[s]) ? gs[s]->child : NULL; g && !st; g = g->next)
             if (push_str(&names, g->string ? g->string : "")) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory");
     char **nm = names.p;
-    if (!st) qsort(nm, names.n, sizeof *nm, cmp_str_ptr);
+    if (!st && names.n > 1) qsort(nm, names.n, sizeof *nm, cmp_str_ptr);
     for (size_t i = 0; i < names.n && !st; i++) {
         if (i && !strcmp(nm[i], nm[i - 1])) continue;
         const cJSON *a = cJSON_IsObject(ga) ? cJSON_GetObjectItemCaseSensitive(ga, nm[i]) : NULL;
@@ -442,7 +442,7 @@ static qn_status sorted_set(const char *const *s, size_t n, char ***out, size_t 
     if (!a) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
         if (!(a[i] = xstrdup(s[i]))) { free_list(a, i); return qn_error_set(err, QN_ERR_NOMEM, "out of memory"); }
-    qsort(a, n, sizeof *a, cmp_str_ptr);
+    if (n > 1) qsort(a, n, sizeof *a, cmp_str_ptr);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (k && !strcmp(a[k - 1], a[i])) { free(a[i]); continue; }
