@@ -55,6 +55,18 @@ h=$(jq -c '.heldout_check | [.positions > 0, .kl_mean > 0, .top1_agreement > 0.5
   --no-sample --quiet --max-kl 0.000001 > /dev/null 2>&1; rc=$?
 [ $rc -eq 3 ] && ok || bad "--max-kl exceeded: rc=$rc"
 [ "$(jq .heldout_check.max_kl_exceeded "$W/maxkl/quench_report.json")" = true ] && ok || bad "--max-kl not marked in the report"
+# MoE: every expert (and the shared expert) calibrated, all tokens through all experts
+printf 'quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      ignore: [lm_head, "re:.*mlp.gate$"]\n      config_groups:\n        group_0:\n          targets: [Linear]\n          weights: {num_bits: 4, type: int, symmetric: true, strategy: channel}\n' > "$W/moe.yaml"
+for m in tiny-random-qwen3-moe:48 tiny-random-glm4-moe:54; do
+  name=${m%%:*}; want=${m##*:}
+  "$Q" compress "$SHARED/models/$name" -o "$W/$name" --recipe "$W/moe.yaml" --dataset "$CAL" --max-seq-length 256 --no-sample --quiet > /dev/null 2>&1 \
+    && ok || bad "$name GPTQ compress"
+  r="$W/$name/quench_report.json"
+  n=$(jq '[.linears[] | select(.name | test("experts")) | select(.output_rel_error < .rtn_output_rel_error)] | length' "$r")
+  [ "$n" = "$want" ] && ok || bad "$name: GPTQ beats RTN on $n expert Linears, expected all $want"
+  [ "$(jq .calibration.rtn_fallback_linears "$r")" = 0 ] && ok || bad "$name: experts fell back to RTN"
+  jq -e '.quantization_config.ignore | index("model.layers.1.mlp.gate")' "$W/$name/config.json" > /dev/null && ok || bad "$name: router not in ignore"
+done
 # calibration recipes without --dataset: one clear error, no OUT
 recipe "$W/gptq4.yaml" GPTQModifier 4 "strategy: channel"
 err=$("$Q" compress "$SHARED/models/stories260K" -o "$W/nodata" --recipe "$W/gptq4.yaml" 2>&1); rc=$?

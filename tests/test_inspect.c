@@ -336,6 +336,61 @@ static void test_symmetric_zero_point(void **state) {
     free(d);
 }
 
+static void test_actorder_and_sparsity(void **state) {
+    (void)state;
+    /* actorder "group" in the config, tensors without weight_g_idx: one missing I32 [in] per Linear */
+    char *cj = edited_config(g_w4, "config_groups",
+                             "{\"group_0\": {\"targets\": [\"Linear\"], \"format\": \"pack-quantized\", \"weights\": "
+                             "{\"num_bits\": 4, \"type\": \"int\", \"strategy\": \"group\", \"group_size\": 128, "
+                             "\"actorder\": \"group\"}}}");
+    edit none = {0};
+    char *d = rewrite(g_w4, "actorder", &none);
+    char p[1100];
+    path_join(p, sizeof p, d, "config.json");
+    assert_int_equal(tu_write_file(p, cj, strlen(cj)), 0);
+    free(cj);
+    qn_inspect *r = inspect_ok(d);
+    assert_string_equal(r->groups[0].preset, "W4A16+actorder");
+    assert_int_equal(r->n_mismatches, 35);
+    assert_int_equal(r->n_by_kind[QN_FIND_TENSOR_MISSING], 35);
+    assert_int_equal(count_kind(r, QN_FIND_TENSOR_MISSING, "model.layers.2.self_attn.o_proj.weight_g_idx"), 1);
+    qn_inspect_free(r);
+    free(d);
+
+    /* 2:4 + FP8_DYNAMIC (spec §3.11 H), config only */
+    cj = edited_config(g_fp8, "sparsity_config",
+                       "{\"format\": \"sparse-24-bitmask\", \"global_sparsity\": 0.45, \"ignore\": [\"lm_head\"], "
+                       "\"registry_requires_subclass\": false, \"sparsity_structure\": \"2:4\", \"targets\": [\"Linear\"]}");
+    d = config_only("sparse24", cj);
+    free(cj);
+    r = inspect_ok(d);
+    assert_true(r->has_sparsity);
+    assert_string_equal(r->sparsity_format, "sparse-24-bitmask");
+    assert_string_equal(r->sparsity_structure, "2:4");
+    assert_string_equal(r->groups[0].vllm_scheme, "CompressedTensors24");
+    assert_int_equal(r->groups[0].min_cc, 90);
+    assert_int_equal(count_kind(r, QN_FIND_CONFIG, "sparsity_config"), 1); /* legacy format warning */
+    qn_inspect_free(r);
+    free(d);
+
+    /* the FP8_DYNAMIC tensors under that sparsity config: every quantized weight should be compressed */
+    cj = edited_config(g_fp8, "sparsity_config",
+                       "{\"format\": \"sparse-24-bitmask\", \"sparsity_structure\": \"2:4\", \"targets\": [\"Linear\"], "
+                       "\"ignore\": [\"lm_head\"]}");
+    d = rewrite(g_fp8, "sparse24_dense_tensors", &none);
+    path_join(p, sizeof p, d, "config.json");
+    assert_int_equal(tu_write_file(p, cj, strlen(cj)), 0);
+    free(cj);
+    r = inspect_ok(d);
+    assert_int_equal(r->n_sparse, 35);
+    assert_int_equal(count_kind(r, QN_FIND_TENSOR_MISSING, "model.layers.0.mlp.up_proj.compressed"), 1);
+    assert_int_equal(count_kind(r, QN_FIND_TENSOR_UNEXPECTED, "model.layers.0.mlp.up_proj.weight"), 1);
+    /* per module: compressed, bitmask, shape missing + weight unexpected */
+    assert_int_equal(r->n_mismatches, 35 * 4);
+    qn_inspect_free(r);
+    free(d);
+}
+
 static void test_fused_split_and_ignore(void **state) {
     (void)state;
     /* config only (the tensors would add their own errors): q_proj of layer 0 ignored alone */
@@ -718,6 +773,7 @@ int main(void) {
         cmocka_unit_test(test_missing_packed),
         cmocka_unit_test(test_wrong_shape_dtype),
         cmocka_unit_test(test_symmetric_zero_point),
+        cmocka_unit_test(test_actorder_and_sparsity),
         cmocka_unit_test(test_fused_split_and_ignore),
         cmocka_unit_test(test_unmatched_and_stored_plain),
         cmocka_unit_test(test_kv_and_malformed),

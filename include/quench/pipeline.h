@@ -18,7 +18,11 @@
  *   qn_pipeline_stats(pl) ... per-Linear relative output error ‖XWᵀ − XŴᵀ‖/‖XWᵀ‖
  *   qn_pipeline_free(pl);
  *
- * Experts of MoE layers are not calibrated yet: they fall back to round-to-nearest (counted).
+ * MoE layers: every calibration token goes through every expert for the statistics (llm-compressor's
+ * calibrate-all-experts) while the layer output keeps the normal routing. All experts' gate_proj and
+ * up_proj then see the same input, so they share ONE Hessian per layer; each expert's down_proj gets
+ * its own, built and consumed one expert at a time. (Routed-tokens-only statistics are not
+ * offered yet.) The router (mlp.gate) is never calibrated.
  */
 #ifndef QUENCH_PIPELINE_H
 #define QUENCH_PIPELINE_H

@@ -51,6 +51,8 @@ struct qn_pipeline {
     int want[HG_N];
     qn_error *hook_err;
     qn_status hook_st;
+    float **moe_in;        /* MoE layers: the MoE block's normed input per sample (for down_proj) */
+    int64_t cur_sample;
 };
 
 static double now_s(void) {
@@ -173,6 +175,13 @@ static void stats_hook(void *user, int64_t layer, qn_linear_id id, const float *
     (void)layer;
     qn_pipeline *pl = user;
     int g = hgroup_of(id);
+    if (pl->moe_in && id == QN_LIN_GATE && !pl->hook_st) {
+        float *b = malloc(sizeof(float) * (size_t)(T * in));
+        if (!b) { pl->hook_st = qn_error_set(pl->hook_err, QN_ERR_NOMEM, "out of memory for the MoE inputs"); return; }
+        memcpy(b, x, sizeof(float) * (size_t)(T * in));
+        free(pl->moe_in[pl->cur_sample]);
+        pl->moe_in[pl->cur_sample] = b;
+    }
     if (!pl->want[g] || pl->hook_st) return;
     if (pl->h[g].n != in) return;
     pl->hook_st = qn_hessian_add(&pl->h[g], x, T, in, 1, pl->hook_err);
@@ -209,13 +218,156 @@ static qn_dtype weight_dtype(const qn_pipeline *pl, const char *module) {
     return QN_DT_F32;
 }
 
+/* Quantizes one Linear of the resident layer: GPTQ with Hessian h (h != NULL) — the result is
+ * kept for the exporter — or round-to-nearest fake quantization (h == NULL); either way lin->w
+ * becomes the quantized weight so the quantized outputs propagate. */
+static qn_status quantize_linear(qn_pipeline *pl, long mi, qn_linear *lin, const float *h, qn_error *err) {
+    const qn_quant_scheme *sch = &pl->plan->groups[pl->plan->group_of[mi]];
+    if (!sch->has_weights) return QN_OK;
+    qn_dtype dt = weight_dtype(pl, pl->mods[mi].name);
+    int64_t rows = lin->out, cols = lin->in;
+    size_t n = (size_t)(rows * cols);
+    qn_status st = QN_OK;
+    if (h) {
+        const qn_modifier *md = modifier_of_group(pl, pl->plan->group_of[mi]);
+        result *r = &pl->res[mi];
+        float *hcopy = malloc(sizeof(float) * (size_t)(cols * cols));
+        float *rtn = malloc(sizeof(float) * n);
+        r->w = malloc(sizeof(float) * n);
+        int group_ord = sch->weights.actorder == QN_ACTORDER_GROUP || sch->weights.actorder == QN_ACTORDER_DYNAMIC;
+        if (group_ord) r->g_idx = malloc(sizeof(int32_t) * (size_t)cols);
+        if (!hcopy || !rtn || !r->w || (group_ord && !r->g_idx)) {
+            free(hcopy);
+            free(rtn);
+            return qn_error_set(err, QN_ERR_NOMEM, "%s: out of memory for GPTQ", pl->mods[mi].name);
+        }
+        memcpy(hcopy, h, sizeof(float) * (size_t)(cols * cols));
+        memcpy(r->w, lin->w, sizeof(float) * n);
+        qn_gptq_opts go;
+        qn_gptq_opts_init(&go);
+        go.block_size = (int64_t)param_num(md, "block_size", 128);
+        go.dampening_frac = param_num(md, "dampening_frac", 0.01);
+        qn_gptq_report rep;
+        st = qn_gptq_quantize(r->w, rows, cols, hcopy, &sch->weights, dt, &go, &r->p, r->g_idx, NULL, &rep, err);
+        free(hcopy);
+        if (st) {
+            free(rtn);
+            qn_error_prefix(err, "GPTQ of %s", pl->mods[mi].name);
+            return st;
+        }
+        r->ready = 1;
+        /* round-to-nearest of the same scheme, for the error comparison */
+        qn_qparams rp;
+        memcpy(rtn, lin->w, sizeof(float) * n);
+        if (!(st = qn_qparams_init(&rp, &sch->weights, dt, rows, cols, err))) {
+            if (rp.args.strategy == QN_STRATEGY_TENSOR_GROUP) rp.global_scale = qn_nvfp4_global_scale(qn_quant_absmax(rtn, rows, cols, cols));
+            if (!(st = qn_qparams_observe(&rp, rtn, cols, 0, cols, err))) st = qn_quant_fake(&rp, rtn, cols, 0, cols, err);
+            qn_qparams_free(&rp);
+        }
+        if (!st) {
+            qn_pipeline_linear *pli = &pl->lin[mi];
+            pli->gptq = 1;
+            pli->rel_error = rel_output_error(lin->w, r->w, rows, cols, h, err, &st);
+            if (!st) pli->rtn_rel_error = rel_output_error(lin->w, rtn, rows, cols, h, err, &st);
+            pli->damp_frac = rep.damp_frac;
+            pli->retries = rep.retries;
+            pli->dead = rep.dead;
+            pl->stats.gptq_linears++;
+        }
+        free(rtn);
+        if (st) return st;
+        memcpy(lin->w, r->w, sizeof(float) * n);   /* propagate the quantized layer */
+    } else {
+        qn_qparams rp;
+        if ((st = qn_qparams_init(&rp, &sch->weights, dt, rows, cols, err))) return st;
+        if (rp.args.strategy == QN_STRATEGY_TENSOR_GROUP) rp.global_scale = qn_nvfp4_global_scale(qn_quant_absmax(lin->w, rows, cols, cols));
+        if (!(st = qn_qparams_observe(&rp, lin->w, cols, 0, cols, err))) st = qn_quant_fake(&rp, lin->w, cols, 0, cols, err);
+        qn_qparams_free(&rp);
+        if (st) return st;
+    }
+    if (sch->has_input_activations && sch->input_activations.dynamic == QN_DYNAMIC_TRUE) {
+        lin->in_act = &sch->input_activations;   /* quantized activations propagate too */
+        lin->act_dtype = dt;
+    }
+    return QN_OK;
+}
+
+/* The GPTQ targets among an expert's (or the shared expert's) three Linears; *any set when one is. */
+static void expert_modules(const qn_pipeline *pl, const char *prefix, long mi[3], int gptq[3], int *any) {
+    static const char *const proj[3] = {"gate_proj", "up_proj", "down_proj"};
+    for (int p = 0; p < 3; p++) {
+        char name[320];
+        snprintf(name, sizeof name, "%s.%s", prefix, proj[p]);
+        mi[p] = find_module(pl, name);
+        gptq[p] = 0;
+        if (mi[p] >= 0 && pl->plan->group_of[mi[p]] < 0) mi[p] = -1;
+        if (mi[p] < 0) continue;
+        const qn_modifier *md = modifier_of_group(pl, pl->plan->group_of[mi[p]]);
+        gptq[p] = md && md->kind == QN_MOD_GPTQ && pl->plan->groups[pl->plan->group_of[mi[p]]].has_weights;
+        *any |= gptq[p] || mi[p] >= 0;
+    }
+}
+
+/* MoE layer, every calibration token through every expert (llm-compressor's calibrate-all-experts):
+ * all experts' gate/up see the same input, the MoE block's normed input, so they share ONE Hessian
+ * (pl->h[HG_GATEUP], accumulated by the statistics pass); each expert's down_proj gets its own,
+ * from silu(x·W_gateᵀ)·(x·W_upᵀ) of all tokens with the original weights. Experts are processed one
+ * at a time, so one down Hessian is alive at once. */
+static qn_status calibrate_moe(qn_pipeline *pl, int64_t L, qn_layer *layer, float **xs, qn_error *err) {
+    const qn_model_config *c = &pl->m->cfg;
+    qn_moe *moe = &layer->moe;
+    const float *hgu = pl->want[HG_GATEUP] ? pl->h[HG_GATEUP].h : NULL;
+    qn_status st = QN_OK;
+    for (int64_t e = -1; e < moe->n_experts && !st; e++) {
+        char prefix[256];
+        qn_linear *lin;
+        if (e < 0) {
+            if (!moe->has_shared) continue;
+            snprintf(prefix, sizeof prefix, "model.layers.%lld.mlp.shared_experts", (long long)L);
+            lin = moe->shared;
+        } else {
+            snprintf(prefix, sizeof prefix, "model.layers.%lld.mlp.experts.%lld", (long long)L, (long long)e);
+            lin = &moe->experts[3 * e];
+        }
+        long mi[3];
+        int gq[3], any = 0;
+        expert_modules(pl, prefix, mi, gq, &any);
+        if (!any) continue;
+        qn_hessian hd = {0};
+        if (gq[2] && xs) {   /* down_proj's Hessian from the original gate/up */
+            int64_t inter = lin[0].out;
+            float *g = malloc(sizeof(float) * (size_t)(pl->max_t * inter)), *u = malloc(sizeof(float) * (size_t)(pl->max_t * inter));
+            if (!g || !u) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for expert activations");
+            if (!st) st = qn_hessian_init(&hd, inter, err);
+            for (int64_t s = 0; s < pl->n_samples && !st; s++) {
+                int64_t T = pl->len[s];
+                if (!(st = qn_linear_forward(&lin[0], xs[s], T, g, err)) && !(st = qn_linear_forward(&lin[1], xs[s], T, u, err))) {
+                    for (int64_t i = 0; i < T * inter; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+                    st = qn_hessian_add(&hd, g, T, inter, 1, err);
+                }
+            }
+            if (!st) qn_hessian_finalize(&hd);
+            free(g);
+            free(u);
+        }
+        for (int p = 0; p < 3 && !st; p++) {
+            if (mi[p] < 0) continue;
+            const float *h = !gq[p] ? NULL : p < 2 ? hgu : (xs ? hd.h : NULL);
+            st = quantize_linear(pl, mi[p], &lin[p], h, err);
+        }
+        qn_hessian_free(&hd);
+    }
+    (void)c;
+    return st;
+}
+
 /* Runs decoder layer L: statistics, GPTQ, propagation. */
 static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     const qn_model_config *c = &pl->m->cfg;
     int64_t H = c->hidden_size;
     qn_layer layer;
     qn_scratch *sc = NULL;
-    float *tmp = NULL;
+    float *tmp = NULL, **xs = NULL;
     qn_status st = qn_layer_load(pl->m, L, &layer, err);
     if (st) return st;
     long mi_of[QN_LIN_COUNT];
@@ -236,6 +388,25 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
             pl->want[hgroup_of((qn_linear_id)id)] = 1;
         }
     }
+    if (layer.is_moe) {   /* which expert Linears are GPTQ targets */
+        int need_down = 0;
+        for (int64_t e = -1; e < layer.moe.n_experts; e++) {
+            char prefix[256];
+            if (e < 0 && !layer.moe.has_shared) continue;
+            if (e < 0) snprintf(prefix, sizeof prefix, "model.layers.%lld.mlp.shared_experts", (long long)L);
+            else snprintf(prefix, sizeof prefix, "model.layers.%lld.mlp.experts.%lld", (long long)L, (long long)e);
+            long emi[3];
+            int gq[3], any = 0;
+            expert_modules(pl, prefix, emi, gq, &any);
+            if (gq[0] || gq[1]) pl->want[HG_GATEUP] = 1;
+            need_down |= gq[2];
+        }
+        if (need_down) {
+            xs = calloc((size_t)pl->n_samples, sizeof *xs);
+            if (!xs) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto done; }
+            pl->moe_in = xs;
+        }
+    }
     for (int g = 0; g < HG_N; g++) {
         if (!pl->want[g]) continue;
         int64_t in = g == HG_QKV || g == HG_GATEUP ? H : g == HG_O ? c->num_attention_heads * c->head_dim : c->intermediate_size;
@@ -246,6 +417,7 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     if (!tmp) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto done; }
     int any = 0;
     for (int g = 0; g < HG_N; g++) any |= pl->want[g];
+    any |= xs != NULL;
     double t0 = now_s();
     if (any) {
         if (pl->opts.progress) pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "statistics");
@@ -253,6 +425,7 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
         pl->hook_st = QN_OK;
         for (int64_t s = 0; s < pl->n_samples && !st; s++) {
             memcpy(tmp, pl->x[s], sizeof(float) * (size_t)(pl->len[s] * H));
+            pl->cur_sample = s;
             st = qn_layer_forward(c, &layer, tmp, pl->len[s], 0, NULL, sc, stats_hook, pl, err);
             if (!st) st = pl->hook_st;
         }
@@ -266,73 +439,9 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     for (int id = 0; id < QN_LIN_COUNT && !st; id++) {
         long mi = mi_of[id];
         if (mi < 0) continue;
-        qn_linear *lin = &layer.lin[id];
-        const qn_quant_scheme *sch = &pl->plan->groups[pl->plan->group_of[mi]];
-        if (!sch->has_weights) continue;
-        qn_dtype dt = weight_dtype(pl, pl->mods[mi].name);
-        int64_t rows = lin->out, cols = lin->in;
-        size_t n = (size_t)(rows * cols);
-        if (gptq_of[id]) {
-            const qn_modifier *md = modifier_of_group(pl, pl->plan->group_of[mi]);
-            qn_hessian *hs = &pl->h[hgroup_of((qn_linear_id)id)];
-            result *r = &pl->res[mi];
-            float *hcopy = malloc(sizeof(float) * (size_t)(cols * cols));
-            float *rtn = malloc(sizeof(float) * n);
-            r->w = malloc(sizeof(float) * n);
-            int group_ord = sch->weights.actorder == QN_ACTORDER_GROUP || sch->weights.actorder == QN_ACTORDER_DYNAMIC;
-            if (group_ord) r->g_idx = malloc(sizeof(int32_t) * (size_t)cols);
-            if (!hcopy || !rtn || !r->w || (group_ord && !r->g_idx)) {
-                free(hcopy); free(rtn);
-                st = qn_error_set(err, QN_ERR_NOMEM, "%s: out of memory for GPTQ", pl->mods[mi].name);
-                break;
-            }
-            memcpy(hcopy, hs->h, sizeof(float) * (size_t)(cols * cols));
-            memcpy(r->w, lin->w, sizeof(float) * n);
-            qn_gptq_opts go;
-            qn_gptq_opts_init(&go);
-            go.block_size = (int64_t)param_num(md, "block_size", 128);
-            go.dampening_frac = param_num(md, "dampening_frac", 0.01);
-            qn_gptq_report rep;
-            st = qn_gptq_quantize(r->w, rows, cols, hcopy, &sch->weights, dt, &go, &r->p, r->g_idx, NULL, &rep, err);
-            free(hcopy);
-            if (st) { free(rtn); qn_error_prefix(err, "GPTQ of %s", pl->mods[mi].name); break; }
-            r->ready = 1;
-            /* round-to-nearest of the same scheme, for the error comparison */
-            qn_qparams rp;
-            memcpy(rtn, lin->w, sizeof(float) * n);
-            if (!(st = qn_qparams_init(&rp, &sch->weights, dt, rows, cols, err))) {
-                if (rp.args.strategy == QN_STRATEGY_TENSOR_GROUP) rp.global_scale = qn_nvfp4_global_scale(qn_quant_absmax(rtn, rows, cols, cols));
-                if (!(st = qn_qparams_observe(&rp, rtn, cols, 0, cols, err))) st = qn_quant_fake(&rp, rtn, cols, 0, cols, err);
-                qn_qparams_free(&rp);
-            }
-            if (!st) {
-                qn_pipeline_linear *pli = &pl->lin[mi];
-                pli->gptq = 1;
-                pli->rel_error = rel_output_error(lin->w, r->w, rows, cols, hs->h, err, &st);
-                if (!st) pli->rtn_rel_error = rel_output_error(lin->w, rtn, rows, cols, hs->h, err, &st);
-                pli->damp_frac = rep.damp_frac;
-                pli->retries = rep.retries;
-                pli->dead = rep.dead;
-                pl->stats.gptq_linears++;
-            }
-            free(rtn);
-            if (!st) memcpy(lin->w, r->w, sizeof(float) * n);   /* propagate the quantized layer */
-            if (!st && sch->has_input_activations && sch->input_activations.dynamic == QN_DYNAMIC_TRUE) {
-                lin->in_act = &sch->input_activations;   /* quantized activations propagate too */
-                lin->act_dtype = dt;
-            }
-        } else {
-            qn_qparams rp;
-            if ((st = qn_qparams_init(&rp, &sch->weights, dt, rows, cols, err))) break;
-            if (rp.args.strategy == QN_STRATEGY_TENSOR_GROUP) rp.global_scale = qn_nvfp4_global_scale(qn_quant_absmax(lin->w, rows, cols, cols));
-            if (!(st = qn_qparams_observe(&rp, lin->w, cols, 0, cols, err))) st = qn_quant_fake(&rp, lin->w, cols, 0, cols, err);
-            qn_qparams_free(&rp);
-            if (!st && sch->has_input_activations && sch->input_activations.dynamic == QN_DYNAMIC_TRUE) {
-                lin->in_act = &sch->input_activations;
-                lin->act_dtype = dt;
-            }
-        }
+        st = quantize_linear(pl, mi, &layer.lin[id], gptq_of[id] ? pl->h[hgroup_of((qn_linear_id)id)].h : NULL, err);
     }
+    if (!st && layer.is_moe) st = calibrate_moe(pl, L, &layer, xs, err);
     pl->stats.seconds_gptq += now_s() - t0;
     if (st) goto done;
     /* propagation: X_{L+1} = compressed layer(X_L) */
@@ -344,6 +453,10 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     pl->stats.layers_run++;
 done:
     for (int g = 0; g < HG_N; g++) qn_hessian_free(&pl->h[g]);
+    if (xs)
+        for (int64_t i = 0; i < pl->n_samples; i++) free(xs[i]);
+    free(xs);
+    pl->moe_in = NULL;
     free(tmp);
     qn_scratch_free(sc);
     qn_layer_free(&layer);

@@ -141,9 +141,10 @@ static void print_text(const qn_inspect *r, int all) {
         tbl_row(&t, "group", "targets", "weights", "input activations", "format", "preset", "Linears");
         for (size_t i = 0; i < r->n_groups; i++) {
             const qn_inspect_group *g = &r->groups[i];
-            char tg[TBL_CELL], nl[32];
+            char tg[TBL_CELL], nl[64];
             join_targets(&g->scheme, tg, sizeof tg);
-            snprintf(nl, sizeof nl, "%lld", (long long)g->n_linear);
+            if (g->n_bad) snprintf(nl, sizeof nl, "%lld (%lld with mismatched tensors)", (long long)g->n_linear, (long long)g->n_bad);
+            else snprintf(nl, sizeof nl, "%lld", (long long)g->n_linear);
             tbl_row(&t, g->name, tg, g->weights, g->inputs, g->format, g->preset[0] ? g->preset : "-",
                     r->modules_from == QN_MODULES_NONE ? "?" : nl);
         }
@@ -171,14 +172,16 @@ static void print_text(const qn_inspect *r, int all) {
         printf("Ignore list     %zu entr%s\n", r->n_ignore, r->n_ignore == 1 ? "y" : "ies");
         if (r->n_ignore && r->modules_from != QN_MODULES_NONE) {
             table t = {.ncol = 4};
-            tbl_row(&t, "entry", "Linears", "kept unquantized", "other modules");
+            tbl_row(&t, "entry", "Linears", "effect", "other modules");
             size_t shown = 0;
             for (size_t i = 0; i < r->n_ignore; i++) {
                 const qn_inspect_ignore *e = &r->ignore[i];
                 if (!all && shown >= 24) continue;
-                char x[32], y[32], z[48];
+                char x[32], y[64], z[48];
                 snprintf(x, sizeof x, "%lld", (long long)e->n_linear);
-                snprintf(y, sizeof y, "%lld", (long long)e->n_effective);
+                if (e->n_effective) snprintf(y, sizeof y, "%lld kept unquantized", (long long)e->n_effective);
+                else if (e->n_linear) snprintf(y, sizeof y, "none (not targeted anyway)");
+                else snprintf(y, sizeof y, "-");
                 if (e->n_mtp) snprintf(z, sizeof z, "%lld (+%lld MTP)", (long long)e->n_other, (long long)e->n_mtp);
                 else snprintf(z, sizeof z, "%lld", (long long)e->n_other);
                 tbl_row(&t, e->entry, x, y, z);
@@ -187,6 +190,7 @@ static void print_text(const qn_inspect *r, int all) {
             tbl_print(&t, "  ");
             if (shown < r->n_ignore) printf("  ... %zu more (--all lists them)\n", r->n_ignore - shown);
         }
+        printf("\n");
         if (r->has_kv_cache) {
             const qn_quant_args *kv = &r->kv_cache;
             printf("KV cache        %s%d %s %s; vLLM %s", kv->type == QN_QTYPE_FLOAT ? "fp" : "int", kv->num_bits,

@@ -1838,6 +1838,17 @@ static void check_vllm(ictx *C) {
         for (size_t t = 0; t < r->groups[g].scheme.n_targets; t++)
             has_linear_target |= !strcmp(r->groups[g].scheme.targets[t], "Linear");
     int moe_warned = 0, asym_warned = 0;
+    size_t ng = r->n_groups ? r->n_groups : 1;
+    int64_t *marlin_n = calloc(ng, sizeof *marlin_n);
+    size_t *marlin_first = calloc(ng, sizeof *marlin_first);
+    int64_t (*marlin_shape)[2] = calloc(ng, sizeof *marlin_shape);
+    if (!marlin_n || !marlin_first || !marlin_shape) {
+        free(marlin_n);
+        free(marlin_first);
+        free(marlin_shape);
+        C->F.oom = 1;
+        return;
+    }
     for (size_t k = 0; k < M->n; k++) {
         const imod *m = &M->m[k];
         if (!m->linear || m->mtp || m->decision < 0) continue;
@@ -1857,11 +1868,23 @@ static void check_vllm(ictx *C) {
         }
         int64_t out = m->out, in = m->in;
         if (!out && C->set) stored_shape(C, m, &out, &in);
-        if (out > 0 && in > 0 && !strcmp(G->vllm_scheme, "CompressedTensorsWNA16") && (out % 64 || in % 128))
-            add_finding(&C->F, QN_FIND_WARNING, QN_FIND_VLLM, m->name,
-                        "[%lld, %lld]: vLLM's Marlin kernels need out %% 64 == 0 and in %% 128 == 0 (per tensor-parallel "
-                        "shard, §6.2)", (long long)out, (long long)in);
+        if (out > 0 && in > 0 && !strcmp(G->vllm_scheme, "CompressedTensorsWNA16") && (out % 64 || in % 128)) {
+            if (!marlin_n[m->decision]++) {
+                marlin_first[m->decision] = k;
+                marlin_shape[m->decision][0] = out;
+                marlin_shape[m->decision][1] = in;
+            }
+        }
     }
+    for (size_t g = 0; g < r->n_groups; g++)
+        if (marlin_n[g])
+            add_finding(&C->F, QN_FIND_WARNING, QN_FIND_VLLM, r->groups[g].name,
+                        "%lld Linear module(s) do not fit vLLM's Marlin kernels (out %% 64 == 0 and in %% 128 == 0 per "
+                        "tensor-parallel shard, §6.2), e.g. %s [%lld, %lld]", (long long)marlin_n[g],
+                        M->m[marlin_first[g]].name, (long long)marlin_shape[g][0], (long long)marlin_shape[g][1]);
+    free(marlin_n);
+    free(marlin_first);
+    free(marlin_shape);
 }
 
 static void count_modules(ictx *C, tmatch *T) {
