@@ -1697,8 +1697,15 @@ static void check_tensors(ictx *C, qn_error *err) {
         int64_t so, si;
         stored_shape(C, m, &so, &si);
         int64_t out = m->out ? m->out : so, in = m->in ? m->in : si;
-        int unknown = out <= 0 || in <= 0;
         int bad = 0;
+        const int64_t lim = INT64_C(1) << 40;   /* weight_shape values come from the file */
+        if (out > lim || in > lim || out < 0 || in < 0) {
+            add_finding(&C->F, QN_FIND_ERROR, QN_FIND_TENSOR_SHAPE, m->name, "implausible stored shape [%lld, %lld]",
+                        (long long)out, (long long)in);
+            out = in = 0;
+            bad++;
+        }
+        int unknown = out <= 0 || in <= 0;
         if (m->out && so && (so != m->out || (si && si != m->in))) {
             add_finding(&C->F, QN_FIND_ERROR, QN_FIND_TENSOR_SHAPE, m->name,
                         "stored as [%lld, %lld] but config.json implies [%lld, %lld]", (long long)so, (long long)si,
