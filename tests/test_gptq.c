@@ -514,6 +514,16 @@ static void test_gptq_more_schemes(void **state) {
     a.actorder = QN_ACTORDER_WEIGHT;
     frac = compare_one(&f, &a, QN_DT_F32, &o, &md, &lr, 0);
     assert_true(frac == 0 && md < 1e-5 && lr < 1e-6);
+    /* odd shapes: rows not a multiple of the 4-row tiles, a last block of 8 columns */
+    fixture g;
+    fixture_make(&g, 22, 37, 200, 512, NULL, 0);
+    a = int_args(4, QN_STRATEGY_CHANNEL, 0, 0, QN_ACTORDER_WEIGHT);
+    frac = compare_one(&g, &a, QN_DT_F32, &o, &md, &lr, 0);
+    assert_true(frac == 0 && md < 1e-5 && lr < 1e-6);
+    a = int_args(4, QN_STRATEGY_GROUP, 1, 40, QN_ACTORDER_GROUP);
+    frac = compare_one(&g, &a, QN_DT_F32, &o, &md, &lr, 1);
+    assert_true(frac == 0 && md < 1e-5 && lr < 1e-6);
+    fixture_free(&g);
     /* the fp32 factorization gives the same codes on this well-conditioned H */
     o.factor_f64 = 0;
     a = int_args(4, QN_STRATEGY_GROUP, 1, 32, QN_ACTORDER_NONE);

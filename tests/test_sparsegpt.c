@@ -528,6 +528,18 @@ static void test_sgpt_dead_and_args(void **state) {
     o.prune_n = 2;
     o.prune_m = 4;
     compare(&f, &o, NULL, NULL, NULL);
+    /* odd shapes: 37 rows, a last block of 8 columns */
+    fixture g;
+    fixture_make(&g, 7, 37, 200, 512, NULL, 0);
+    qn_sparsegpt_opts og;
+    qn_sparsegpt_opts_init(&og);
+    og.sweep_f64 = 1;
+    og.block_size = 64;
+    compare(&g, &og, NULL, NULL, NULL);
+    og.prune_n = 2;
+    og.prune_m = 4;
+    compare(&g, &og, NULL, NULL, NULL);
+    fixture_free(&g);
     /* report and bf16 rounding */
     memcpy(w, f.w, (size_t)(16 * 128) * sizeof *w);
     float *H = dup_f(f.H, 128 * 128);

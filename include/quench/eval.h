@@ -36,6 +36,9 @@ typedef struct {
 /* Progress callback: done/total windows (total is 0 when not known yet). */
 typedef void (*qn_progress_fn)(void *user, int64_t done, int64_t total);
 
+/* A copy of text with CRLF turned into LF (malloc'ed, NUL-terminated; NULL when out of memory). */
+char *qn_text_crlf_to_lf(const char *text, size_t len, size_t *out_len);
+
 /* Splits text into documents per mode; returns malloc'ed arrays of (start, length) into text. */
 qn_status qn_ppl_split(const char *text, size_t len, qn_ppl_mode mode, size_t **starts, size_t **lens,
                        int64_t *n_docs, qn_error *err);

@@ -49,18 +49,6 @@ static void compare_logits(const float *a, const float *b, int64_t n, int64_t V,
     *agree += ag;
 }
 
-static char *crlf_to_lf(const char *text, size_t len, size_t *out_len) {
-    char *b = malloc(len + 1);
-    if (!b) return NULL;
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == '\r' && i + 1 < len && text[i + 1] == '\n') continue;
-        b[n++] = text[i];
-    }
-    b[n] = 0;
-    *out_len = n;
-    return b;
-}
 
 static void finish_ppl(qn_ppl_result *r, double seconds, double run_tokens) {
     r->seconds = seconds;
@@ -135,7 +123,7 @@ qn_status qn_compare_eval(qn_llm *A, qn_llm *B, const qn_tokenizer *tok, const c
     if (bos < 0) bos = ca->bos_token_id;
     int64_t per = bos >= 0 ? window - 1 : window;
     size_t len;
-    char *text = crlf_to_lf(text_in, len_in, &len);
+    char *text = qn_text_crlf_to_lf(text_in, len_in, &len);
     if (!text) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
     size_t *starts = NULL, *lens = NULL;
     int64_t ndocs = 0;

@@ -99,8 +99,7 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Normalizes CRLF to LF into a fresh buffer. */
-static char *crlf_to_lf(const char *text, size_t len, size_t *out_len) {
+char *qn_text_crlf_to_lf(const char *text, size_t len, size_t *out_len) {
     char *b = malloc(len + 1);
     if (!b) return NULL;
     size_t n = 0;
@@ -123,7 +122,7 @@ qn_status qn_eval_ppl(qn_llm *llm, const qn_tokenizer *tok, const char *text_in,
     if (bos < 0) bos = c->bos_token_id;
     int64_t per = bos >= 0 ? window - 1 : window;  /* tokens of the document per window */
     size_t len;
-    char *text = crlf_to_lf(text_in, len_in, &len);
+    char *text = qn_text_crlf_to_lf(text_in, len_in, &len);
     if (!text) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
     size_t *starts = NULL, *lens = NULL;
     int64_t ndocs = 0;

@@ -723,7 +723,9 @@ static qn_status compile_entry(const char *s, qnr_regex **re, const char *cfgnam
     return st;
 }
 
-/* Owner group of a module by the targets, or DEC_NONE. `hit` (may be NULL) counts the target used. */
+/* Owner group of a module by the targets, or DEC_NONE; counts the target used in t->hits. The exact map
+ * holds every non-regex target, so looking the module's name up is the "exact name" rule and the
+ * sorted class list the "class name" rule. */
 static int tmatch_owner(tmatch *t, const imod *m, qn_error *err, int *failed) {
     size_t *v = smap_get(&t->exact, m->name);
     if (v) { t->hits[*v]++; return t->all[*v].group; }
@@ -1314,10 +1316,6 @@ static qn_status build_targets(ictx *C, tmatch *T, qn_error *err) {
     qsort(T->cls, T->n_cls, sizeof *T->cls, cmp_mentry);
     return QN_OK;
 }
-
-/* exact-name matching must only use names: a module whose name equals a class-name target
- * is impossible in practice; the exact map holds every non-regex target, so a lookup by the
- * module's name is the "exact name" rule and the class list is the "class name" rule. */
 
 /* 1 when the module matches ignore entry i (name, regex, class). */
 static int ignore_match(ictx *C, size_t i, const imod *m, int *by_class, qn_error *err) {
