@@ -580,7 +580,14 @@ static void check_beats_rtn(const qn_quant_args *a, uint64_t seed, double max_ra
     qn_qparams p, pr;
     qn_gptq_report rep;
     qn_error err = {0};
-    ok(qn_gptq_quantize(wg, rows, n, H, a, QN_DT_BF16, NULL, &p, NULL, NULL, &rep, &err), &err);
+    uint8_t *codes = malloc((size_t)(rows * n));
+    ok(qn_gptq_quantize(wg, rows, n, H, a, QN_DT_BF16, NULL, &p, NULL, codes, &rep, &err), &err);
+    /* the codes (int8, fp8 bytes or E2M1 nibbles) are exactly those of the returned weight */
+    float *dq = malloc((size_t)(rows * n) * sizeof *dq);
+    ok(qn_quant_dequantize(&p, codes, n, 0, n, dq, n, &err), &err);
+    for (int64_t k = 0; k < rows * n; k++) assert_true(dq[k] == wg[k]);
+    free(dq);
+    free(codes);
     ok(qn_qparams_init(&pr, a, QN_DT_BF16, rows, n, &err), &err);
     if (pr.args.strategy == QN_STRATEGY_TENSOR_GROUP) pr.global_scale = p.global_scale;
     ok(qn_qparams_observe(&pr, w, n, 0, n, &err), &err);

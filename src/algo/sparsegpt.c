@@ -170,7 +170,8 @@ qn_status qn_sparsegpt_prune(float *w, int64_t rows, int64_t cols, float *h,
                             "sparsegpt: invalid options (block_size %lld, dampening_frac %g, "
                             "damp_max_frac %g)",
                             (long long)o.block_size, o.dampening_frac, o.damp_max_frac);
-    if (o.prune_n < 0 || o.prune_m < 0 || (o.prune_n > 0 && o.prune_m < o.prune_n))
+    if (o.prune_n < 0 || o.prune_m < 0 || o.prune_m > 4096 ||
+        (o.prune_n > 0 && o.prune_m < o.prune_n))
         return qn_error_set(err, QN_ERR_INVALID_ARG, "sparsegpt: invalid mask_structure %d:%d",
                             o.prune_n, o.prune_m);
     if (!(o.sparsity >= 0) || !(o.prune_n ? o.sparsity <= 1 : o.sparsity < 1))

@@ -7,8 +7,14 @@
  * The lazy-batch sweep (GPTQ paper §3.4) of one block of columns [i1, i1 + count) is independent
  * per row: for each column c in order, every row quantizes (or prunes) its element, computes
  * err = (w - q) / U_cc and subtracts err * U[c, c+1 .. block end) from the rest of its block. So a
- * chunk of rows runs the whole block while its slice of the block stays in cache; the update of
- * the columns after the block, W[:, i2:] -= Err1 * U[i1:i2, i2:], is one gemm (the caller's).
+ * chunk of rows (a parallel task) runs the whole block while its slice stays in cache, and the
+ * update of the columns after the block, W[:, i2:] -= Err1 * U[i1:i2, i2:], is one gemm (the
+ * caller's). Inside a block the same idea is applied once more: sub-blocks of `sub` columns are
+ * swept on a transposed copy (each column a contiguous vector over the chunk's rows, so the
+ * quantizer and the rank-1 updates run on long vectors), then the rest of the block receives the
+ * sub-block's errors through a register-tiled product (sub_update). Every weight receives the
+ * same updates in the same order as in the reference's column loop; only where they are summed
+ * (gemm, tiles) differs.
  */
 #ifndef QNA_VBYTES
 #if defined(__AVX512F__)
