@@ -615,15 +615,15 @@ static void test_all_modifiers_parse(void **state) {
     qn_error err = {0};
     assert_int_equal(qn_recipe_parse(y, strlen(y), "recipe.yaml", &r2, &err), QN_ERR_UNSUPPORTED);
     assert_null(r2);
-    assert_string_equal(err.msg, "recipe.yaml: SparseGPTModifier is not supported yet by this version of "
-                                 "quench (supported: QuantizationModifier, GPTQModifier)");
+    assert_string_equal(err.msg, "recipe.yaml: SmoothQuantModifier is not supported yet by this version of "
+                                 "quench (supported: QuantizationModifier, GPTQModifier, SparseGPTModifier)");
     parse_fail("quant_stage:\n  quant_modifiers:\n    AWQModifier: {scheme: W4A16, ignore: [lm_head]}\n", 0,
                QN_ERR_UNSUPPORTED,
                "recipe.yaml: AWQModifier is not supported yet by this version of quench (supported: "
-               "QuantizationModifier, GPTQModifier)", NULL);
+               "QuantizationModifier, GPTQModifier, SparseGPTModifier)", NULL);
     /* one modifier enabled: the list of supported ones grows */
     parse_fail("SmoothQuantModifier: {}\n", QN_RECIPE_ALLOW(QN_MOD_GPTQ), QN_ERR_UNSUPPORTED,
-               "SmoothQuantModifier is not supported yet", "(supported: QuantizationModifier, GPTQModifier)");
+               "SmoothQuantModifier is not supported yet", "(supported: QuantizationModifier, GPTQModifier, SparseGPTModifier)");
 
     /* GPTQ actorder: explicit value vs a group's actorder */
     r = parse_ok("GPTQModifier:\n  actorder: group\n  config_groups:\n    g: {targets: [Linear], weights: "
@@ -1021,7 +1021,7 @@ static void test_recipe_files(void **state) {
     }
     static const struct { const char *file; const char *needle; } BAD[] = {
         {"tests/data/recipes/bad_unknown_field.yaml", "quant_stage.quant_modifiers.QuantizationModifier: unknown field 'foo'"},
-        {"tests/data/recipes/bad_sparsegpt_unsupported.yaml", "SparseGPTModifier is not supported yet by this version of quench"},
+        {"tests/data/recipes/bad_awq_unsupported.yaml", "AWQModifier is not supported yet by this version of quench"},
         {"tests/data/recipes/bad_yaml.yaml", "malformed YAML"},
         {"tests/data/recipes/does_not_exist.yaml", "cannot open recipe"},
     };

@@ -91,6 +91,8 @@ typedef struct {
     const char *recipe_yaml;      /* written to OUT/recipe.yaml when non-NULL */
     qn_export_weight_fn weight_hook;
     void *weight_hook_user;
+    /* sparsity_config object (JSON text) written into quantization_config (CT >= 0.11); NULL: {} */
+    const char *sparsity_config_json;
     uint64_t max_shard_bytes;     /* 0: QN_EXPORT_DEFAULT_SHARD_BYTES; UINT64_MAX: one file */
     int overwrite;                /* replace an existing non-empty OUT */
     int ct_version;               /* 0: QN_CT_VERSION_DEFAULT */

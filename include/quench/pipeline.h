@@ -57,7 +57,7 @@ typedef struct {
 
 typedef struct {
     int64_t layers_run;
-    int64_t gptq_linears, rtn_fallback_linears;
+    int64_t gptq_linears, rtn_fallback_linears, pruned_linears;
     int64_t samples, tokens;
     double seconds_forward, seconds_gptq;
     const qn_pipeline_linear *linears;   /* [n_linears], modules in the pipeline's order */
@@ -67,6 +67,10 @@ typedef struct {
 qn_status qn_pipeline_create(const char *model_dir, const qn_recipe *recipe, const qn_module *mods, size_t n_mods,
                              const qn_recipe_plan *plan, const qn_calib_set *calib, const qn_pipeline_opts *opts,
                              qn_pipeline **out, qn_error *err);
+/* The sparsity_config (JSON text) of the recipe's SparseGPTModifier, for qn_export_opts; NULL when
+ * the recipe prunes nothing. SparseGPT runs before GPTQ / round-to-nearest on the same Hessian
+ * (GPTQ then keeps the zeros); pruned Linears must also be quantized. */
+const char *qn_pipeline_sparsity_config(const qn_pipeline *pl);
 /* qn_export_weight_fn for the exporter; `user` is the pipeline. */
 qn_status qn_pipeline_weight_hook(void *user, size_t module_index, const qn_module *m, float *w, qn_qparams *p,
                                   int *provided, qn_error *err);

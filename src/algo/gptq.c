@@ -67,7 +67,6 @@ typedef struct {
     const void *U;      /* QNA_T [cols, cols] upper */
     float *qf;          /* [rows] */
     const uint8_t *zmask; /* [rows, cols] sweep order: 1 = preserved zero */
-    uint8_t *codes, *ctmp;  /* [rows, cols] sweep order, [rows] */
     qna_colq cq;
 } gptq_ctx;
 
@@ -120,29 +119,6 @@ static qn_status sweep(gptq_ctx *x, int f64, double *loss, qn_error *err) {
     }
     *loss = total;
     return QN_OK;
-}
-
-/* Row r of the codes (written in sweep order) back to the original column order. */
-static qn_status permute_codes(uint8_t *codes, int64_t rows, int64_t cols, const int32_t *perm,
-                               qn_error *err) {
-    int fail = 0;
-#pragma omp parallel if (rows * cols > 65536)
-    {
-        uint8_t *tmp = malloc((size_t)cols);
-        if (!tmp) {
-#pragma omp atomic write
-            fail = 1;
-        }
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            if (!tmp) continue;
-            uint8_t *row = codes + r * cols;
-            for (int64_t j = 0; j < cols; j++) tmp[perm[j]] = row[j];
-            memcpy(row, tmp, (size_t)cols);
-        }
-        free(tmp);
-    }
-    return fail ? qn_error_set(err, QN_ERR_NOMEM, "gptq: out of memory (code permutation)") : QN_OK;
 }
 
 static int64_t row_chunk(int64_t rows) {
@@ -217,7 +193,7 @@ static qn_status quantize_one(qn_gptq_target *t, int64_t cols, qn_dtype dtype,
     const int64_t B = o->block_size < cols ? o->block_size : cols;
     if (ao == AO_NONE) perm = NULL;
     int32_t *gcol = NULL;
-    uint8_t *zmask = NULL, *ctmp = NULL;
+    uint8_t *zmask = NULL;
     float *qf = malloc((size_t)rows * sizeof(float));
     float *sbuf = malloc((size_t)rows * sizeof(float)), *zbuf = malloc((size_t)rows * sizeof(float));
     const int64_t CH = row_chunk(rows), nchunks = (rows + CH - 1) / CH;
@@ -228,7 +204,6 @@ static qn_status quantize_one(qn_gptq_target *t, int64_t cols, qn_dtype dtype,
     int oom = !qf || !sbuf || !zbuf || !E || !work;
     if (ao == AO_WEIGHT && (grouped || strat == QN_STRATEGY_BLOCK))
         oom |= !(gcol = malloc((size_t)cols * sizeof *gcol));
-    if (t->codes) oom |= !(ctmp = malloc((size_t)rows));
     if (f64) oom |= !(Wd = malloc((size_t)rows * (size_t)cols * sizeof *Wd));
     if (oom) {
         st = qn_error_set(err, QN_ERR_NOMEM, "gptq: out of memory (weight [%lld, %lld] work buffers)",
@@ -271,22 +246,28 @@ static qn_status quantize_one(qn_gptq_target *t, int64_t cols, qn_dtype dtype,
 
     /* the sweep */
     gptq_ctx x = {rows, cols, B, CH, QNA_SUB, f64 ? (void *)Wd : (void *)w, E, work,
-                  f64 ? (const void *)hv->ud : (const void *)hv->uf, qf, zmask, t->codes,
-                  ctmp, {p, gcol, sbuf, zbuf}};
+                  f64 ? (const void *)hv->ud : (const void *)hv->uf, qf, zmask,
+                  {p, gcol, sbuf, zbuf}};
     double loss = 0;
     if ((st = sweep(&x, f64, &loss, err))) goto fail_prefix_unpermute;
     if (f64)
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
         for (int64_t k = 0; k < rows * cols; k++) w[k] = (float)Wd[k];
     if (perm && (st = qna_permute_cols(w, rows, cols, perm, 1, err))) goto fail;
-    if (perm && t->codes && (st = permute_codes(t->codes, rows, cols, perm, err))) goto fail;
-    if (dtype != QN_DT_F32)
-#pragma omp parallel for schedule(static) if (rows * cols > 65536)
-        for (int64_t k = 0; k < rows * cols; k++) w[k] = qn_round_to_dtype(w[k], dtype);
     if (ao == AO_GROUP) {
         for (int64_t c = 0; c < cols; c++) t->g_idx[perm[c]] = (int32_t)(c / p->tile_cols);
         p->g_idx = t->g_idx;
     }
+    if (t->codes) {
+        /* w holds grid values fake-quantized in fp32; quantizing one again with its own scale
+         * (fp32 arithmetic as in the sweep) returns its code exactly */
+        qn_qparams p32 = *p;
+        p32.dtype = QN_DT_F32;
+        if ((st = qn_quant_quantize(&p32, w, cols, 0, cols, t->codes, cols, err))) goto fail_prefix;
+    }
+    if (dtype != QN_DT_F32)
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+        for (int64_t k = 0; k < rows * cols; k++) w[k] = qn_round_to_dtype(w[k], dtype);
     if (t->rep) {
         t->rep->loss = loss;
         t->rep->damp_frac = hv->damp_frac;
@@ -312,7 +293,6 @@ fail:
 done:
     free(gcol);
     free(zmask);
-    free(ctmp);
     free(qf);
     free(sbuf);
     free(zbuf);

@@ -203,12 +203,6 @@ static qn_status QNA_FN(gptq_chunk)(const gptq_ctx *x, int64_t i1, int64_t count
                 for (int64_t rr = 0; rr < nr; rr++)
                     if (x->zmask[(r0 + rr) * n + c]) v[rr] = 0;
             for (int64_t rr = 0; rr < nr; rr++) qf[rr] = (float)v[rr];
-            if (x->codes) { /* codes in sweep order (permuted back by the caller) */
-                uint8_t *ct = x->ctmp + r0;
-                if ((st = qn_quant_quantize(&view, qf, 1, 0, 1, ct, 1, err))) return st;
-                for (int64_t rr = 0; rr < nr; rr++) x->codes[(r0 + rr) * n + c] = ct[rr];
-            }
-            /* fake_quantize (not dequantize(codes), which turns its -0.0 into +0.0) */
             if ((st = qn_quant_fake(&view, qf, 1, 0, 1, err))) return st;
             for (int64_t rr = 0; rr < nr; rr++) qt[rr] = (QNA_T)qf[rr];
             l += QNA_FN(sub_column)(ws, es, qt, nr, k, nb, d, U + c * n + c0) /

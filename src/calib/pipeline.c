@@ -52,6 +52,8 @@ struct qn_pipeline {
     qn_error *hook_err;
     qn_status hook_st;
     float **moe_in;        /* MoE layers: the MoE block's normed input per sample (for down_proj) */
+    const qn_modifier **prune;   /* [n_mods]: the SparseGPTModifier pruning each module, or NULL */
+    char *sparsity_json;   /* sparsity_config for the exporter, NULL when nothing is pruned */
     int64_t cur_sample;
 };
 
@@ -96,6 +98,8 @@ static double param_num(const qn_modifier *md, const char *key, double def) {
     return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
+static qn_status plan_pruning(qn_pipeline *pl, qn_error *err);
+
 void qn_pipeline_free(qn_pipeline *pl) {
     if (!pl) return;
     for (int64_t i = 0; i < pl->n_samples; i++) free(pl->x ? pl->x[i] : NULL);
@@ -110,6 +114,8 @@ void qn_pipeline_free(qn_pipeline *pl) {
     free(pl->res);
     free(pl->lin);
     free(pl->by_name);
+    free(pl->prune);
+    free(pl->sparsity_json);
     for (int g = 0; g < HG_N; g++) qn_hessian_free(&pl->h[g]);
     qn_model_close(pl->m);
     free(pl);
@@ -147,6 +153,7 @@ qn_status qn_pipeline_create(const char *model_dir, const qn_recipe *recipe, con
     qsort(ni, n_mods, sizeof *ni, cmp_name);
     for (size_t i = 0; i < n_mods; i++) pl->by_name[i] = ni[i].index;
     free(ni);
+    if ((st = plan_pruning(pl, err))) goto fail;
     double t0 = now_s();
     for (int64_t i = 0; i < calib->n; i++) {
         int64_t T = calib->samples[i].n;
@@ -218,6 +225,114 @@ static qn_dtype weight_dtype(const qn_pipeline *pl, const char *module) {
     return QN_DT_F32;
 }
 
+static int mask_nm(const qn_modifier *md, int *n, int *m) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(md->params, "mask_structure");
+    *n = *m = 0;
+    return cJSON_IsString(v) && sscanf(v->valuestring, "%d:%d", n, m) == 2;
+}
+
+/* Which Linears each SparseGPTModifier prunes (its targets minus its ignore list), and the
+ * sparsity_config that describes the result (compressed-tensors §3.8, format "dense": the pruned
+ * zeros are stored densely, which current vLLM loads). */
+static qn_status plan_pruning(qn_pipeline *pl, qn_error *err) {
+    size_t n_mods = pl->n_mods;
+    int64_t pruned = 0, pruned_params = 0, linears = 0;
+    double zero_params = 0;
+    char structure[32] = "unstructured";
+    for (size_t k = 0; k < qn_recipe_modifier_count(pl->recipe); k++) {
+        const qn_modifier *md = qn_recipe_modifier(pl->recipe, k);
+        if (md->kind != QN_MOD_SPARSEGPT) continue;
+        if (!pl->prune) {
+            pl->prune = calloc(n_mods ? n_mods : 1, sizeof *pl->prune);
+            if (!pl->prune) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+        }
+        const cJSON *targets = cJSON_GetObjectItemCaseSensitive(md->params, "targets");
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(md->params, "sparsity");
+        if (!cJSON_IsNumber(sp))
+            return qn_error_set(err, QN_ERR_UNSUPPORTED, "SparseGPTModifier: a per-layer sparsity list is not supported yet (give one number)");
+        int nn, mm;
+        mask_nm(md, &nn, &mm);
+        if (mm > 0) snprintf(structure, sizeof structure, "%d:%d", nn, mm);
+        for (size_t i = 0; i < n_mods; i++) {
+            int hit = 0;
+            for (const cJSON *t = targets ? targets->child : NULL; t && !hit; t = t->next) {
+                int r = qn_target_matches(t->valuestring, &pl->mods[i], err);
+                if (r < 0) return QN_ERR_FORMAT;
+                hit = r;
+            }
+            for (size_t g = 0; g < md->n_ignore && hit; g++) {
+                int r = qn_target_matches(md->ignore[g], &pl->mods[i], err);
+                if (r < 0) return QN_ERR_FORMAT;
+                if (r) hit = 0;
+            }
+            if (!hit) continue;
+            const char *nm = pl->mods[i].name;
+            if (strstr(nm, ".mlp.experts.") || strstr(nm, ".mlp.shared_expert") || !strcmp(nm, "lm_head") ||
+                strstr(nm, ".mlp.gate") == nm + strlen(nm) - 9)
+                continue;   /* SparseGPT prunes the attention and dense MLP Linears of decoder layers */
+            if (pl->plan->group_of[i] < 0)
+                return qn_error_set(err, QN_ERR_UNSUPPORTED,
+                                    "SparseGPTModifier: %s is pruned but not quantized; pruning alone is not supported yet "
+                                    "(quantize it with a QuantizationModifier or GPTQModifier too, or add it to ignore)", nm);
+            pl->prune[i] = md;
+        }
+    }
+    if (!pl->prune) return QN_OK;
+    for (size_t i = 0; i < n_mods; i++) {
+        if (!strcmp(pl->mods[i].class_name, "Linear")) linears++;
+        if (!pl->prune[i]) continue;
+        int nn, mm;
+        mask_nm(pl->prune[i], &nn, &mm);
+        double frac = mm > 0 ? (double)nn / mm : cJSON_GetObjectItemCaseSensitive(pl->prune[i]->params, "sparsity")->valuedouble;
+        pruned++;
+        pruned_params += pl->mods[i].out * pl->mods[i].in;
+        zero_params += frac * (double)(pl->mods[i].out * pl->mods[i].in);
+    }
+    if (!pruned) return qn_error_set(err, QN_ERR_FORMAT, "SparseGPTModifier: its targets match no prunable Linear");
+    uint64_t total = 0;
+    for (size_t i = 0; i < qn_st_set_count(pl->m->tensors); i++) total += (uint64_t)qn_tensor_numel(qn_st_set_get(pl->m->tensors, i));
+    cJSON *o = cJSON_CreateObject(), *tg = cJSON_AddArrayToObject(o, "targets"), *ig = cJSON_CreateArray();
+    cJSON_AddStringToObject(o, "format", "dense");
+    cJSON_AddNumberToObject(o, "global_sparsity", total ? zero_params / (double)total : 0.0);
+    cJSON_AddBoolToObject(o, "registry_requires_subclass", 0);
+    cJSON_AddStringToObject(o, "sparsity_structure", structure);
+    int by_class = pruned * 2 >= linears;   /* LLMC's inference: the class when at least half qualify */
+    if (by_class) cJSON_AddItemToArray(tg, cJSON_CreateString("Linear"));
+    for (size_t i = 0; i < n_mods; i++) {
+        if (by_class && !pl->prune[i]) cJSON_AddItemToArray(ig, cJSON_CreateString(pl->mods[i].name));
+        if (!by_class && pl->prune[i]) cJSON_AddItemToArray(tg, cJSON_CreateString(pl->mods[i].name));
+    }
+    cJSON_AddItemToObject(o, "ignore", ig);
+    pl->sparsity_json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    (void)pruned_params;
+    if (!pl->sparsity_json) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+    return QN_OK;
+}
+
+const char *qn_pipeline_sparsity_config(const qn_pipeline *pl) { return pl->sparsity_json; }
+
+/* SparseGPT of one Linear with Hessian h (copied), in place. */
+static qn_status prune_linear(qn_pipeline *pl, long mi, qn_linear *lin, const float *h, qn_error *err) {
+    const qn_modifier *md = pl->prune[mi];
+    qn_sparsegpt_opts so;
+    qn_sparsegpt_opts_init(&so);
+    so.sparsity = cJSON_GetObjectItemCaseSensitive(md->params, "sparsity")->valuedouble;
+    mask_nm(md, &so.prune_n, &so.prune_m);
+    so.block_size = (int64_t)param_num(md, "block_size", 128);
+    so.dampening_frac = param_num(md, "dampening_frac", 0.01);
+    int64_t cols = lin->in;
+    float *hc = malloc(sizeof(float) * (size_t)(cols * cols));
+    if (!hc) return qn_error_set(err, QN_ERR_NOMEM, "out of memory for SparseGPT");
+    memcpy(hc, h, sizeof(float) * (size_t)(cols * cols));
+    qn_sparsegpt_report rep;
+    qn_status st = qn_sparsegpt_prune(lin->w, lin->out, cols, hc, &so, NULL, NULL, &rep, err);
+    free(hc);
+    if (st) qn_error_prefix(err, "SparseGPT of %s", pl->mods[mi].name);
+    else pl->stats.pruned_linears++;
+    return st;
+}
+
 /* Quantizes one Linear of the resident layer: GPTQ with Hessian h (h != NULL) — the result is
  * kept for the exporter — or round-to-nearest fake quantization (h == NULL); either way lin->w
  * becomes the quantized weight so the quantized outputs propagate. */
@@ -277,6 +392,17 @@ static qn_status quantize_linear(qn_pipeline *pl, long mi, qn_linear *lin, const
         free(rtn);
         if (st) return st;
         memcpy(lin->w, r->w, sizeof(float) * n);   /* propagate the quantized layer */
+    } else if (pl->prune && pl->prune[mi]) {
+        /* pruned, then round-to-nearest: the exporter gets the pruned weight and its scales */
+        result *r = &pl->res[mi];
+        r->w = malloc(sizeof(float) * n);
+        if (!r->w) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+        memcpy(r->w, lin->w, sizeof(float) * n);
+        if ((st = qn_qparams_init(&r->p, &sch->weights, dt, rows, cols, err))) return st;
+        r->ready = 1;
+        if (r->p.args.strategy == QN_STRATEGY_TENSOR_GROUP) r->p.global_scale = qn_nvfp4_global_scale(qn_quant_absmax(lin->w, rows, cols, cols));
+        if (!(st = qn_qparams_observe(&r->p, lin->w, cols, 0, cols, err))) st = qn_quant_fake(&r->p, lin->w, cols, 0, cols, err);
+        if (st) return st;
     } else {
         qn_qparams rp;
         if ((st = qn_qparams_init(&rp, &sch->weights, dt, rows, cols, err))) return st;
@@ -387,6 +513,7 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
             gptq_of[id] = 1;
             pl->want[hgroup_of((qn_linear_id)id)] = 1;
         }
+        if (pl->prune && pl->prune[mi]) pl->want[hgroup_of((qn_linear_id)id)] = 1;
     }
     if (layer.is_moe) {   /* which expert Linears are GPTQ targets */
         int need_down = 0;
@@ -439,7 +566,9 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     for (int id = 0; id < QN_LIN_COUNT && !st; id++) {
         long mi = mi_of[id];
         if (mi < 0) continue;
-        st = quantize_linear(pl, mi, &layer.lin[id], gptq_of[id] ? pl->h[hgroup_of((qn_linear_id)id)].h : NULL, err);
+        const float *h = pl->h[hgroup_of((qn_linear_id)id)].h;
+        if (pl->prune && pl->prune[mi] && (st = prune_linear(pl, mi, &layer.lin[id], h, err))) break;
+        st = quantize_linear(pl, mi, &layer.lin[id], gptq_of[id] ? h : NULL, err);
     }
     if (!st && layer.is_moe) st = calibrate_moe(pl, L, &layer, xs, err);
     pl->stats.seconds_gptq += now_s() - t0;

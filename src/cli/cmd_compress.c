@@ -165,7 +165,7 @@ done:
 static int gptq_only(const qn_recipe *r) {
     for (size_t i = 0; i < qn_recipe_modifier_count(r); i++) {
         const qn_modifier *m = qn_recipe_modifier(r, i);
-        if (m->kind != QN_MOD_QUANTIZATION && m->kind != QN_MOD_GPTQ) return 0;
+        if (m->kind != QN_MOD_QUANTIZATION && m->kind != QN_MOD_GPTQ && m->kind != QN_MOD_SPARSEGPT) return 0;
         if (m->has_kv_cache_scheme) return 0;
         for (size_t g = 0; g < m->n_groups; g++) {
             const qn_quant_scheme *s = &m->groups[g];
@@ -208,6 +208,7 @@ static void print_gptq_summary(const qn_pipeline_stats_t *s) {
         if (s->linears[i].gptq && s->linears[i].retries > 0)
             printf("  dampening     %s needed %.3g (after %d failed factorizations)\n", s->linears[i].name,
                    s->linears[i].damp_frac, s->linears[i].retries);
+    if (s->pruned_linears) printf("SparseGPT       %lld Linear layers pruned\n", (long long)s->pruned_linears);
     if (s->rtn_fallback_linears)
         printf("  fallback      %lld GPTQ-targeted Linear layers (MoE experts) quantized round-to-nearest\n",
                (long long)s->rtn_fallback_linears);
@@ -370,7 +371,7 @@ int cmd_compress(int argc, char **argv) {
         goto cleanup;
     }
     if (calibrated && !dataset) {
-        cli_failf("compress", "GPTQModifier needs calibration data: give --dataset PATH (e.g. data/tinystories/tinystories_valid_subset.txt)");
+        cli_failf("compress", "GPTQModifier / SparseGPTModifier need calibration data: give --dataset PATH (e.g. data/tinystories/tinystories_valid_subset.txt)");
         goto cleanup;
     }
     if (qn_config_load_dir(pos[0], &cfg, &err)) { cli_fail("compress", &err); goto cleanup; }
@@ -416,6 +417,7 @@ int cmd_compress(int argc, char **argv) {
         if (qn_pipeline_create(pos[0], r, mods, nm, &plan, &calib, &po, &pl, &err)) { cli_progress_end(&cp.p); cli_fail("compress", &err); goto cleanup; }
         o.weight_hook = qn_pipeline_weight_hook;
         o.weight_hook_user = pl;
+        o.sparsity_config_json = qn_pipeline_sparsity_config(pl);
     }
     qn_status st = qn_export_model(pos[0], out, mods, nm, &plan, &o, &stats, &err);
     cli_progress_end(&cp.p);

@@ -924,6 +924,15 @@ qn_status qn_export_model(const char *model_dir, const char *out_dir, const qn_m
     if (!mp) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto done; }
     if ((st = plan_all(mods, n_mods, plan, set, o, v, mp, stats, err))) goto done;
     if ((st = build_quant_config(mods, n_mods, plan, mp, v, &qc, stats->format, err))) goto done;
+    if (o->sparsity_config_json && v >= QN_CT_VERSION(0, 11)) {
+        cJSON *sc = cJSON_Parse(o->sparsity_config_json);
+        qn_pyjson *pj = sc ? qn_pyjson_from_cjson(sc) : NULL;
+        cJSON_Delete(sc);
+        if (!pj || qn_pyjson_set(qc, "sparsity_config", pj)) {
+            st = qn_error_set(err, QN_ERR_INTERNAL, "invalid sparsity_config");
+            goto done;
+        }
+    }
     if (qn_pyjson_set(cj, "quantization_config", qc)) {
         qc = NULL;
         st = qn_error_set(err, QN_ERR_NOMEM, "out of memory");
