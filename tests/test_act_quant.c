@@ -1,9 +1,11 @@
 /* Activation-quantization emulation of a Linear (issue: evaluate as vLLM runs the checkpoint):
  * a 2x8 input through an 8x4 Linear, outputs against values computed by hand in the test. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "quench/eval.h"
 #include "quench/model.h"
 #include "quench/quant.h"
 #include "testutil.h"
@@ -87,7 +89,78 @@ static void test_static_int8(void **st) {
     expect_rows(q, y);
 }
 
+/* A static FP8 checkpoint (calibrated input_scale) whose input_scale tensors are replaced by a tiny
+ * value evaluates much worse: proof that evaluation uses the stored scales. */
+static double ppl_dir(const char *dir, int act_quant) {
+    qn_error err = {0};
+    qn_model *m;
+    qn_tokenizer *tok;
+    qn_llm *llm;
+    if (qn_model_open(dir, &m, &err)) fail_msg("%s", err.msg);
+    m->act_quant = act_quant;
+    if (qn_tokenizer_load_dir(dir, &tok, &err)) fail_msg("%s", err.msg);
+    if (qn_llm_create(m, 512, &llm, &err)) fail_msg("%s", err.msg);
+    char *tp = tu_source("data/tinystories/tinystories_sample.txt");
+    size_t len;
+    char *text = tu_read_file(tp, &len);
+    qn_ppl_result r;
+    if (qn_eval_ppl(llm, tok, text, len, QN_PPL_STORIES, 512, 0, NULL, NULL, &r, &err)) fail_msg("%s", err.msg);
+    free(text);
+    free(tp);
+    qn_llm_free(llm);
+    qn_tokenizer_free(tok);
+    qn_model_close(m);
+    return r.ppl;
+}
+
+static void test_static_fp8_scales_used(void **st) {
+    (void)st;
+    char *tmp = tu_tmpdir(), cmd[4096], *model = tu_shared("models/stories260K");
+    char *cal = tu_source("data/tinystories/tinystories_valid_subset.txt");
+    snprintf(cmd, sizeof cmd, "'%s/quench' compress '%s' -o '%s/fp8' --scheme FP8 --dataset '%s' --max-seq-length 512 "
+             "--no-sample --quiet > /dev/null 2>&1 && mkdir '%s/bad' && cp '%s/fp8/'*.json '%s/fp8/tokenizer.model' '%s/bad/'",
+             QN_BINARY_DIR, model, tmp, cal, tmp, tmp, tmp, tmp);
+    assert_int_equal(system(cmd), 0);
+    /* copy the tensors, input_scale -> 1e-6 */
+    char src[4200], dst[4200];
+    snprintf(src, sizeof src, "%s/fp8", tmp);
+    snprintf(dst, sizeof dst, "%s/bad", tmp);
+    qn_error err = {0};
+    qn_st_set *set;
+    qn_st_writer *w;
+    if (qn_st_set_open_dir(src, &set, &err)) fail_msg("%s", err.msg);
+    if (qn_st_writer_open(dst, 0, &w, &err)) fail_msg("%s", err.msg);
+    int replaced = 0;
+    for (size_t i = 0; i < qn_st_set_count(set); i++) {
+        const qn_tensor *t = qn_st_set_get(set, i);
+        size_t l = strlen(t->name);
+        uint8_t buf[4];
+        const void *data = t->data;
+        if (l > 12 && !strcmp(t->name + l - 12, ".input_scale")) {
+            float tiny = 1e-6f;
+            assert_int_equal((int)t->dtype, (int)QN_DT_F32);   /* the model is fp32 */
+            memcpy(buf, &tiny, 4);
+            data = buf;
+            replaced++;
+        }
+        if (qn_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, data, t->nbytes, &err)) fail_msg("%s", err.msg);
+    }
+    if (qn_st_writer_finish(w, &err)) fail_msg("%s", err.msg);
+    qn_st_set_free(set);
+    assert_int_equal(replaced, 35);
+    double good = ppl_dir(src, 1), good_w = ppl_dir(src, 0), bad = ppl_dir(dst, 1), bad_w = ppl_dir(dst, 0);
+    print_message("FP8 static: ppl %.4f (weights only %.4f); tiny input_scale: %.4f (weights only %.4f)\n", good, good_w, bad, bad_w);
+    assert_true(good > good_w);              /* emulation costs something */
+    assert_true(bad > 10 * good);            /* saturated activations: much worse */
+    assert_true(fabs(bad_w - good_w) < 1e-9); /* the weights are the same */
+    tu_rmrf(tmp);
+    free(tmp);
+    free(model);
+    free(cal);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_token_int8), cmocka_unit_test(test_static_int8)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_token_int8), cmocka_unit_test(test_static_int8),
+                                       cmocka_unit_test(test_static_fp8_scales_used)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,6 +71,11 @@ qn_status qn_pipeline_create(const char *model_dir, const qn_recipe *recipe, con
  * the recipe prunes nothing. SparseGPT runs before GPTQ / round-to-nearest on the same Hessian
  * (GPTQ then keeps the zeros); pruned Linears must also be quantized. */
 const char *qn_pipeline_sparsity_config(const qn_pipeline *pl);
+/* Calibrated input ranges [n_mods] (global min / max over every calibration token of each Linear's
+ * input, static_minmax semantics) for static per-tensor input activations: qn_export_opts
+ * input_min / input_max. Filled layer by layer as the exporter advances. */
+const float *qn_pipeline_input_min(const qn_pipeline *pl);
+const float *qn_pipeline_input_max(const qn_pipeline *pl);
 /* qn_export_weight_fn for the exporter; `user` is the pipeline. */
 qn_status qn_pipeline_weight_hook(void *user, size_t module_index, const qn_module *m, float *w, qn_qparams *p,
                                   int *provided, qn_error *err);

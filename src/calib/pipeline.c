@@ -53,6 +53,10 @@ struct qn_pipeline {
     qn_status hook_st;
     float **moe_in;        /* MoE layers: the MoE block's normed input per sample (for down_proj) */
     const qn_modifier **prune;   /* [n_mods]: the SparseGPTModifier pruning each module, or NULL */
+    float *in_min, *in_max;      /* [n_mods] input ranges for static activation scales */
+    uint8_t *in_seen;            /* [n_mods] */
+    int want_range[HG_N];
+    float gmin[HG_N], gmax[HG_N];
     char *sparsity_json;   /* sparsity_config for the exporter, NULL when nothing is pruned */
     int64_t cur_sample;
 };
@@ -100,6 +104,32 @@ static double param_num(const qn_modifier *md, const char *key, double def) {
 
 static qn_status plan_pruning(qn_pipeline *pl, qn_error *err);
 
+/* 1 when module mi's scheme has static (calibrated) per-tensor input activations. */
+static int static_input(const qn_pipeline *pl, long mi) {
+    if (mi < 0 || pl->plan->group_of[mi] < 0) return 0;
+    const qn_quant_scheme *s = &pl->plan->groups[pl->plan->group_of[mi]];
+    return s->has_input_activations && s->input_activations.dynamic == QN_DYNAMIC_FALSE;
+}
+
+static void range_of(const float *x, size_t n, float *mn, float *mx) {
+    float a = *mn, b = *mx;
+    for (size_t i = 0; i < n; i++) {
+        if (x[i] < a) a = x[i];
+        if (x[i] > b) b = x[i];
+    }
+    *mn = a;
+    *mx = b;
+}
+
+static void set_range(qn_pipeline *pl, long mi, float mn, float mx) {
+    pl->in_min[mi] = mn;
+    pl->in_max[mi] = mx;
+    pl->in_seen[mi] = 1;
+}
+
+const float *qn_pipeline_input_min(const qn_pipeline *pl) { return pl->in_min; }
+const float *qn_pipeline_input_max(const qn_pipeline *pl) { return pl->in_max; }
+
 void qn_pipeline_free(qn_pipeline *pl) {
     if (!pl) return;
     for (int64_t i = 0; i < pl->n_samples; i++) free(pl->x ? pl->x[i] : NULL);
@@ -116,6 +146,9 @@ void qn_pipeline_free(qn_pipeline *pl) {
     free(pl->by_name);
     free(pl->prune);
     free(pl->sparsity_json);
+    free(pl->in_min);
+    free(pl->in_max);
+    free(pl->in_seen);
     for (int g = 0; g < HG_N; g++) qn_hessian_free(&pl->h[g]);
     qn_model_close(pl->m);
     free(pl);
@@ -154,6 +187,10 @@ qn_status qn_pipeline_create(const char *model_dir, const qn_recipe *recipe, con
     for (size_t i = 0; i < n_mods; i++) pl->by_name[i] = ni[i].index;
     free(ni);
     if ((st = plan_pruning(pl, err))) goto fail;
+    pl->in_min = calloc(n_mods ? n_mods : 1, sizeof *pl->in_min);
+    pl->in_max = calloc(n_mods ? n_mods : 1, sizeof *pl->in_max);
+    pl->in_seen = calloc(n_mods ? n_mods : 1, 1);
+    if (!pl->in_min || !pl->in_max || !pl->in_seen) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto fail; }
     double t0 = now_s();
     for (int64_t i = 0; i < calib->n; i++) {
         int64_t T = calib->samples[i].n;
@@ -189,6 +226,7 @@ static void stats_hook(void *user, int64_t layer, qn_linear_id id, const float *
         free(pl->moe_in[pl->cur_sample]);
         pl->moe_in[pl->cur_sample] = b;
     }
+    if (pl->want_range[g]) range_of(x, (size_t)(T * in), &pl->gmin[g], &pl->gmax[g]);
     if (!pl->want[g] || pl->hook_st) return;
     if (pl->h[g].n != in) return;
     pl->hook_st = qn_hessian_add(&pl->h[g], x, T, in, 1, pl->hook_err);
@@ -499,6 +537,8 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     long mi_of[QN_LIN_COUNT];
     int gptq_of[QN_LIN_COUNT];
     memset(pl->want, 0, sizeof pl->want);
+    memset(pl->want_range, 0, sizeof pl->want_range);
+    for (int g = 0; g < HG_N; g++) { pl->gmin[g] = INFINITY; pl->gmax[g] = -INFINITY; }
     for (int id = 0; id < QN_LIN_COUNT; id++) {
         mi_of[id] = -1;
         gptq_of[id] = 0;
@@ -514,6 +554,7 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
             pl->want[hgroup_of((qn_linear_id)id)] = 1;
         }
         if (pl->prune && pl->prune[mi]) pl->want[hgroup_of((qn_linear_id)id)] = 1;
+        if (static_input(pl, mi)) pl->want_range[hgroup_of((qn_linear_id)id)] = 1;
     }
     if (layer.is_moe) {   /* which expert Linears are GPTQ targets */
         int need_down = 0;
@@ -543,7 +584,7 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     tmp = malloc(sizeof(float) * (size_t)(pl->max_t * H));
     if (!tmp) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto done; }
     int any = 0;
-    for (int g = 0; g < HG_N; g++) any |= pl->want[g];
+    for (int g = 0; g < HG_N; g++) any |= pl->want[g] | pl->want_range[g];
     any |= xs != NULL;
     double t0 = now_s();
     if (any) {
@@ -563,6 +604,10 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     /* GPTQ (and RTN fake quantization of the other quantized Linears, for the propagation) */
     t0 = now_s();
     if (pl->opts.progress) pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "gptq");
+    for (int id = 0; id < QN_LIN_COUNT; id++) {
+        int g = hgroup_of((qn_linear_id)id);
+        if (static_input(pl, mi_of[id]) && pl->gmin[g] <= pl->gmax[g]) set_range(pl, mi_of[id], pl->gmin[g], pl->gmax[g]);
+    }
     for (int id = 0; id < QN_LIN_COUNT && !st; id++) {
         long mi = mi_of[id];
         if (mi < 0) continue;
@@ -610,6 +655,10 @@ qn_status qn_pipeline_weight_hook(void *user, size_t mi, const qn_module *m, flo
         if (st) return st;
         pl->next_layer++;
     }
+    if (static_input(pl, (long)mi) && !pl->in_seen[mi])
+        return qn_error_set(err, QN_ERR_UNSUPPORTED, "%s: static input activations, but the calibration pipeline collected no "
+                            "statistics for this Linear (MoE experts and lm_head are not supported for static activations yet)",
+                            m->name);
     result *r = &pl->res[mi];
     if (!r->ready) {
         const qn_quant_scheme *sch = pl->plan->group_of[mi] >= 0 ? &pl->plan->groups[pl->plan->group_of[mi]] : NULL;

@@ -169,7 +169,7 @@ static int gptq_only(const qn_recipe *r) {
         if (m->has_kv_cache_scheme) return 0;
         for (size_t g = 0; g < m->n_groups; g++) {
             const qn_quant_scheme *s = &m->groups[g];
-            if (s->has_input_activations && s->input_activations.dynamic != QN_DYNAMIC_TRUE) return 0;
+            if (s->has_input_activations && s->input_activations.dynamic == QN_DYNAMIC_LOCAL) return 0;
             if (s->has_output_activations && s->output_activations.dynamic == QN_DYNAMIC_FALSE) return 0;
             if (s->has_weights && !strcmp(s->weights.observer, "imatrix_mse")) return 0;
         }
@@ -371,7 +371,7 @@ int cmd_compress(int argc, char **argv) {
         goto cleanup;
     }
     if (calibrated && !dataset) {
-        cli_failf("compress", "GPTQModifier / SparseGPTModifier need calibration data: give --dataset PATH (e.g. data/tinystories/tinystories_valid_subset.txt)");
+        cli_failf("compress", "this recipe needs calibration data (GPTQModifier, SparseGPTModifier or static input activations): give --dataset PATH (e.g. data/tinystories/tinystories_valid_subset.txt)");
         goto cleanup;
     }
     if (qn_config_load_dir(pos[0], &cfg, &err)) { cli_fail("compress", &err); goto cleanup; }
@@ -418,6 +418,8 @@ int cmd_compress(int argc, char **argv) {
         o.weight_hook = qn_pipeline_weight_hook;
         o.weight_hook_user = pl;
         o.sparsity_config_json = qn_pipeline_sparsity_config(pl);
+        o.input_min = qn_pipeline_input_min(pl);
+        o.input_max = qn_pipeline_input_max(pl);
     }
     qn_status st = qn_export_model(pos[0], out, mods, nm, &plan, &o, &stats, &err);
     cli_progress_end(&cp.p);
