@@ -67,6 +67,17 @@ for m in tiny-random-qwen3-moe:48 tiny-random-glm4-moe:54; do
   [ "$(jq .calibration.rtn_fallback_linears "$r")" = 0 ] && ok || bad "$name: experts fell back to RTN"
   jq -e '.quantization_config.ignore | index("model.layers.1.mlp.gate")' "$W/$name/config.json" > /dev/null && ok || bad "$name: router not in ignore"
 done
+# activations on disk (--offload-activations) give the same checkpoint byte for byte; bf16
+# activations still beat round-to-nearest
+mkdir -p "$W/offload"
+"$Q" compress "$SHARED/models/stories260K" -o "$W/off" --recipe "$W/gptq4c.yaml" --dataset "$CAL" --max-seq-length 512 \
+  --offload-activations "$W/offload" --no-sample --quiet > /dev/null 2>&1 && ok || bad "--offload-activations run"
+cmp -s "$W/off/model.safetensors" "$W/hold/model.safetensors" && ok || bad "--offload-activations changed the output"
+[ -z "$(ls -A "$W/offload")" ] && ok || bad "--offload-activations left files behind"
+"$Q" compress "$SHARED/models/stories260K" -o "$W/b16" --recipe "$W/gptq4c.yaml" --dataset "$CAL" --max-seq-length 512 \
+  --activations bf16 --no-sample --quiet > /dev/null 2>&1 && ok || bad "--activations bf16 run"
+n=$(jq '[.linears[] | select(.output_rel_error < .rtn_output_rel_error)] | length' "$W/b16/quench_report.json")
+[ "$n" = 35 ] && ok || bad "bf16 activations: GPTQ beats RTN on $n of 35"
 # calibration recipes without --dataset: one clear error, no OUT
 recipe "$W/gptq4.yaml" GPTQModifier 4 "strategy: channel"
 err=$("$Q" compress "$SHARED/models/stories260K" -o "$W/nodata" --recipe "$W/gptq4.yaml" 2>&1); rc=$?

@@ -42,6 +42,8 @@ typedef void (*qn_pipeline_progress_fn)(void *user, int64_t layer, int64_t n_lay
 typedef struct {
     qn_pipeline_progress_fn progress;
     void *progress_user;
+    int activations_bf16;      /* store the activations in bf16 (half the memory; fp32 compute) */
+    const char *offload_dir;   /* store them in a mapped, already-unlinked file in this folder */
 } qn_pipeline_opts;
 
 /* What happened to one Linear. */

@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "quench/algo.h"
 #include "quench/model.h"
@@ -38,7 +42,11 @@ struct qn_pipeline {
     size_t n_mods;
     const qn_recipe_plan *plan;
     qn_pipeline_opts opts;
-    float **x;            /* [samples] activations [T_i, H] */
+    void **x;             /* [samples] activations [T_i, H]: fp32, or bf16 (opts.activations_bf16) */
+    int bf16;
+    void *map;            /* --offload-activations: one shared mapping of an unlinked file */
+    size_t map_bytes;
+    float *xbuf;          /* [max_t, H] fp32 view of a bf16 sample */
     int64_t *len;
     int64_t n_samples, max_t;
     int64_t next_layer;   /* layers < next_layer are done */
@@ -104,6 +112,23 @@ static double param_num(const qn_modifier *md, const char *key, double def) {
 
 static qn_status plan_pruning(qn_pipeline *pl, qn_error *err);
 
+/* The fp32 activations of sample s: the stored array itself, or (bf16 storage) pl->xbuf. */
+static float *act_load(qn_pipeline *pl, int64_t s) {
+    if (!pl->bf16) return pl->x[s];
+    const uint16_t *b = pl->x[s];
+    int64_t n = pl->len[s] * pl->m->cfg.hidden_size;
+    for (int64_t i = 0; i < n; i++) pl->xbuf[i] = qn_bf16_to_f32(b[i]);
+    return pl->xbuf;
+}
+
+/* Writes fp32 activations x back to sample s (a no-op for fp32 storage, where x is the array). */
+static void act_store(qn_pipeline *pl, int64_t s, const float *x) {
+    if (!pl->bf16) return;
+    uint16_t *b = pl->x[s];
+    int64_t n = pl->len[s] * pl->m->cfg.hidden_size;
+    for (int64_t i = 0; i < n; i++) b[i] = qn_f32_to_bf16(x[i]);
+}
+
 /* 1 when module mi's scheme has static (calibrated) per-tensor input activations. */
 static int static_input(const qn_pipeline *pl, long mi) {
     if (mi < 0 || pl->plan->group_of[mi] < 0) return 0;
@@ -132,8 +157,11 @@ const float *qn_pipeline_input_max(const qn_pipeline *pl) { return pl->in_max; }
 
 void qn_pipeline_free(qn_pipeline *pl) {
     if (!pl) return;
-    for (int64_t i = 0; i < pl->n_samples; i++) free(pl->x ? pl->x[i] : NULL);
+    if (!pl->map)
+        for (int64_t i = 0; i < pl->n_samples; i++) free(pl->x ? pl->x[i] : NULL);
+    if (pl->map) munmap(pl->map, pl->map_bytes);
     free(pl->x);
+    free(pl->xbuf);
     free(pl->len);
     if (pl->res)
         for (size_t i = 0; i < pl->n_mods; i++) {
@@ -192,15 +220,45 @@ qn_status qn_pipeline_create(const char *model_dir, const qn_recipe *recipe, con
     pl->in_seen = calloc(n_mods ? n_mods : 1, 1);
     if (!pl->in_min || !pl->in_max || !pl->in_seen) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto fail; }
     double t0 = now_s();
+    pl->bf16 = pl->opts.activations_bf16;
+    size_t esz = pl->bf16 ? 2 : 4, total = 0;
     for (int64_t i = 0; i < calib->n; i++) {
         int64_t T = calib->samples[i].n;
         if (T > c->max_position_embeddings) T = c->max_position_embeddings;
         pl->len[i] = T;
         if (T > pl->max_t) pl->max_t = T;
         pl->stats.tokens += T;
-        pl->x[i] = malloc(sizeof(float) * (size_t)(T * H));
-        if (!pl->x[i]) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for the calibration activations (%lld samples)", (long long)calib->n); goto fail; }
-        if ((st = qn_model_embed(pl->m, calib->samples[i].ids, T, pl->x[i], err))) goto fail;
+        total += (size_t)(T * H) * esz;
+    }
+    if (pl->opts.offload_dir) {   /* disk-backed activations: a mapping of an unlinked temporary file */
+        char path[4096];
+        snprintf(path, sizeof path, "%s/quench-activations-XXXXXX", pl->opts.offload_dir);
+        int fd = mkstemp(path);
+        if (fd < 0) { st = qn_error_set(err, QN_ERR_IO, "--offload-activations %s: %s", pl->opts.offload_dir, strerror(errno)); goto fail; }
+        unlink(path);
+        if (ftruncate(fd, (off_t)(total ? total : 1))) {
+            close(fd);
+            st = qn_error_set(err, QN_ERR_IO, "--offload-activations %s: cannot reserve %zu bytes: %s", pl->opts.offload_dir, total, strerror(errno));
+            goto fail;
+        }
+        void *mp = mmap(NULL, total ? total : 1, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+        if (mp == MAP_FAILED) { st = qn_error_set(err, QN_ERR_IO, "--offload-activations %s: mmap: %s", pl->opts.offload_dir, strerror(errno)); goto fail; }
+        pl->map = mp;
+        pl->map_bytes = total ? total : 1;
+    }
+    pl->xbuf = malloc(sizeof(float) * (size_t)((pl->max_t ? pl->max_t : 1) * H));
+    if (!pl->xbuf) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto fail; }
+    size_t off = 0;
+    for (int64_t i = 0; i < calib->n; i++) {
+        int64_t T = pl->len[i];
+        size_t nb = (size_t)(T * H) * esz;
+        pl->x[i] = pl->map ? (char *)pl->map + off : malloc(nb ? nb : 1);
+        off += nb;
+        if (!pl->x[i]) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for the calibration activations (%lld samples; try --activations bf16 or --offload-activations DIR)", (long long)calib->n); goto fail; }
+        float *dst = pl->bf16 ? pl->xbuf : pl->x[i];
+        if ((st = qn_model_embed(pl->m, calib->samples[i].ids, T, dst, err))) goto fail;
+        if (pl->bf16) act_store(pl, i, dst);
     }
     pl->stats.samples = calib->n;
     pl->stats.seconds_forward += now_s() - t0;
@@ -592,7 +650,7 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
         pl->hook_err = err;
         pl->hook_st = QN_OK;
         for (int64_t s = 0; s < pl->n_samples && !st; s++) {
-            memcpy(tmp, pl->x[s], sizeof(float) * (size_t)(pl->len[s] * H));
+            memcpy(tmp, act_load(pl, s), sizeof(float) * (size_t)(pl->len[s] * H));
             pl->cur_sample = s;
             st = qn_layer_forward(c, &layer, tmp, pl->len[s], 0, NULL, sc, stats_hook, pl, err);
             if (!st) st = pl->hook_st;
@@ -621,8 +679,11 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     /* propagation: X_{L+1} = compressed layer(X_L) */
     t0 = now_s();
     if (pl->opts.progress) pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "propagate");
-    for (int64_t s = 0; s < pl->n_samples && !st; s++)
-        st = qn_layer_forward(c, &layer, pl->x[s], pl->len[s], 0, NULL, sc, NULL, NULL, err);
+    for (int64_t s = 0; s < pl->n_samples && !st; s++) {
+        float *xa = act_load(pl, s);
+        st = qn_layer_forward(c, &layer, xa, pl->len[s], 0, NULL, sc, NULL, NULL, err);
+        if (!st) act_store(pl, s, xa);
+    }
     pl->stats.seconds_forward += now_s() - t0;
     pl->stats.layers_run++;
 done:

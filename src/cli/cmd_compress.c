@@ -274,7 +274,8 @@ static const char k_usage[] =
 
 int cmd_compress(int argc, char **argv) {
     const char *out = NULL, *recipe_path = NULL, *scheme = NULL, *shard = "5GB", *prompt = "Once upon a time";
-    const char *dummy = NULL, *dataset = NULL, *dataset_mode = "stream", *text_field = "text";
+    const char *dummy = NULL, *dataset = NULL, *dataset_mode = "stream", *text_field = "text", *acts = "fp32",
+               *offload = NULL;
     int64_t num_samples = 512, max_seq_len = 2048, shuffle_seed = 42, holdout = 16;
     double max_kl = -1;
     int overwrite = 0, no_sample = 0, quiet = 0;
@@ -295,6 +296,8 @@ int cmd_compress(int argc, char **argv) {
         {"--max-seq-length", CLI_INT, &max_seq_len, "tokens per sample (default 2048)", "N"},
         {"--shuffle-seed", CLI_INT, &shuffle_seed, "shuffle seed of the samples (default 42; 0 = file order)", "S"},
         {"--text-field", CLI_STR, &text_field, "JSONL field holding the text (default text)", "NAME"},
+        {"--activations", CLI_STR, &acts, "calibration activations in fp32 (default) or bf16", "fp32|bf16"},
+        {"--offload-activations", CLI_STR, &offload, "keep the calibration activations in a disk-backed file in DIR", "DIR"},
         {"--holdout", CLI_INT, &holdout, "held-out samples for the quality check (default 16, at most a quarter; 0 = off)", "N"},
         {"--max-kl", CLI_FLOAT, &max_kl, "fail (exit 3, output kept and marked) when the held-out mean KL exceeds X", "X"},
         {0}};
@@ -413,7 +416,13 @@ int cmd_compress(int argc, char **argv) {
         if (!quiet)
             fprintf(stderr, "quench compress: calibration: %lld samples, %lld tokens (%s) from %s\n", (long long)calib.n,
                     (long long)calib.tokens, calib.kind, dataset);
-        qn_pipeline_opts po = {.progress = pipeline_progress, .progress_user = &cp};
+        if (strcmp(acts, "fp32") && strcmp(acts, "bf16")) {
+            cli_progress_end(&cp.p);
+            cli_failf("compress", "--activations '%s' is not one of fp32, bf16", acts);
+            goto cleanup;
+        }
+        qn_pipeline_opts po = {.progress = pipeline_progress, .progress_user = &cp, .activations_bf16 = !strcmp(acts, "bf16"),
+                               .offload_dir = offload};
         if (qn_pipeline_create(pos[0], r, mods, nm, &plan, &calib, &po, &pl, &err)) { cli_progress_end(&cp.p); cli_fail("compress", &err); goto cleanup; }
         o.weight_hook = qn_pipeline_weight_hook;
         o.weight_hook_user = pl;
