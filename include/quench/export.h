@@ -91,6 +91,11 @@ typedef struct {
     const char *recipe_yaml;      /* written to OUT/recipe.yaml when non-NULL */
     qn_export_weight_fn weight_hook;
     void *weight_hook_user;
+    /* Calibrated KV-cache scales (plan->kv_cache_scheme): called before each decoder layer's tensors
+     * are written; fills that layer's k_scale / v_scale, written as <layer>.self_attn.k_scale /
+     * v_scale [1] in the model dtype. Without it a kv_cache_scheme is refused. */
+    qn_status (*kv_scales)(void *user, int64_t layer, float *k_scale, float *v_scale, qn_error *err);
+    void *kv_user;
     /* sparsity_config object (JSON text) written into quantization_config (CT >= 0.11); NULL: {} */
     const char *sparsity_config_json;
     uint64_t max_shard_bytes;     /* 0: QN_EXPORT_DEFAULT_SHARD_BYTES; UINT64_MAX: one file */

@@ -78,6 +78,7 @@ typedef struct {
     float *mlp_norm;    /* post_attention_layernorm [H] */
     float *q_norm;      /* [hd] or NULL */
     float *k_norm;      /* [hd] or NULL */
+    float k_scale, v_scale;   /* fp8 KV-cache scales (self_attn.k_scale / v_scale); 0 = none */
 } qn_layer;
 
 qn_status qn_layer_load(const qn_model *m, int64_t index, qn_layer *out, qn_error *err);
@@ -87,6 +88,10 @@ void qn_layer_free(qn_layer *l);
  * one call (id = QN_LIN_Q), gate/up share one (id = QN_LIN_GATE). Used by calibration. */
 typedef void (*qn_linear_hook)(void *user, int64_t layer, qn_linear_id id, const float *x,
                                int64_t T, int64_t in);
+/* Hook ids past the Linears: the keys after RoPE and the values [T, n_kv_heads * head_dim], as they
+ * enter the KV cache (for k_scale / v_scale). */
+#define QN_HOOK_K ((qn_linear_id)QN_LIN_COUNT)
+#define QN_HOOK_V ((qn_linear_id)(QN_LIN_COUNT + 1))
 
 /* Per-layer KV cache: k and v are [cap, n_kv_heads * head_dim]; k is stored after RoPE. */
 typedef struct {

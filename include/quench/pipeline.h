@@ -78,6 +78,9 @@ const char *qn_pipeline_sparsity_config(const qn_pipeline *pl);
  * input_min / input_max. Filled layer by layer as the exporter advances. */
 const float *qn_pipeline_input_min(const qn_pipeline *pl);
 const float *qn_pipeline_input_max(const qn_pipeline *pl);
+/* qn_export_opts.kv_scales for a recipe with kv_cache_scheme (fp8, per tensor): k_scale / v_scale
+ * of a layer = amax / 448 of its keys after RoPE / values over the calibration tokens. */
+qn_status qn_pipeline_kv_scales(void *user, int64_t layer, float *k_scale, float *v_scale, qn_error *err);
 /* qn_export_weight_fn for the exporter; `user` is the pipeline. */
 qn_status qn_pipeline_weight_hook(void *user, size_t module_index, const qn_module *m, float *w, qn_qparams *p,
                                   int *provided, qn_error *err);

@@ -64,6 +64,9 @@ struct qn_pipeline {
     float *in_min, *in_max;      /* [n_mods] input ranges for static activation scales */
     uint8_t *in_seen;            /* [n_mods] */
     int want_range[HG_N];
+    const qn_quant_args *kv;     /* kv_cache_scheme, NULL if none */
+    float *k_scale, *v_scale;    /* [num_hidden_layers] */
+    float kv_amax[2];
     float gmin[HG_N], gmax[HG_N];
     char *sparsity_json;   /* sparsity_config for the exporter, NULL when nothing is pruned */
     int64_t cur_sample;
@@ -176,6 +179,8 @@ void qn_pipeline_free(qn_pipeline *pl) {
     free(pl->sparsity_json);
     free(pl->in_min);
     free(pl->in_max);
+    free(pl->k_scale);
+    free(pl->v_scale);
     free(pl->in_seen);
     for (int g = 0; g < HG_N; g++) qn_hessian_free(&pl->h[g]);
     qn_model_close(pl->m);
@@ -219,6 +224,18 @@ qn_status qn_pipeline_create(const char *model_dir, const qn_recipe *recipe, con
     pl->in_max = calloc(n_mods ? n_mods : 1, sizeof *pl->in_max);
     pl->in_seen = calloc(n_mods ? n_mods : 1, 1);
     if (!pl->in_min || !pl->in_max || !pl->in_seen) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto fail; }
+    if (plan->kv_cache_scheme) {
+        const qn_quant_args *a = plan->kv_cache_scheme;
+        if (a->type != QN_QTYPE_FLOAT || a->num_bits != 8 || a->strategy != QN_STRATEGY_TENSOR || !a->symmetric) {
+            st = qn_error_set(err, QN_ERR_UNSUPPORTED, "kv_cache_scheme: vLLM accepts only fp8 (type float, num_bits 8), "
+                              "strategy tensor, symmetric");
+            goto fail;
+        }
+        pl->kv = a;
+        pl->k_scale = calloc((size_t)c->num_hidden_layers, sizeof(float));
+        pl->v_scale = calloc((size_t)c->num_hidden_layers, sizeof(float));
+        if (!pl->k_scale || !pl->v_scale) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto fail; }
+    }
     double t0 = now_s();
     pl->bf16 = pl->opts.activations_bf16;
     size_t esz = pl->bf16 ? 2 : 4, total = 0;
@@ -276,6 +293,14 @@ const qn_pipeline_stats_t *qn_pipeline_stats(const qn_pipeline *pl) { return &pl
 static void stats_hook(void *user, int64_t layer, qn_linear_id id, const float *x, int64_t T, int64_t in) {
     (void)layer;
     qn_pipeline *pl = user;
+    if (id == QN_HOOK_K || id == QN_HOOK_V) {   /* keys after RoPE / values: the KV-cache ranges */
+        if (pl->kv) {
+            float *a = &pl->kv_amax[id == QN_HOOK_V];
+            for (int64_t i = 0; i < T * in; i++) if (fabsf(x[i]) > *a) *a = fabsf(x[i]);
+        }
+        return;
+    }
+    if ((int)id < 0 || id >= QN_LIN_COUNT) return;
     int g = hgroup_of(id);
     if (pl->moe_in && id == QN_LIN_GATE && !pl->hook_st) {
         float *b = malloc(sizeof(float) * (size_t)(T * in));
@@ -643,7 +668,8 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     if (!tmp) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto done; }
     int any = 0;
     for (int g = 0; g < HG_N; g++) any |= pl->want[g] | pl->want_range[g];
-    any |= xs != NULL;
+    any |= xs != NULL || pl->kv != NULL;
+    pl->kv_amax[0] = pl->kv_amax[1] = 0.0f;
     double t0 = now_s();
     if (any) {
         if (pl->opts.progress) pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "statistics");
@@ -665,6 +691,19 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     for (int id = 0; id < QN_LIN_COUNT; id++) {
         int g = hgroup_of((qn_linear_id)id);
         if (static_input(pl, mi_of[id]) && pl->gmin[g] <= pl->gmax[g]) set_range(pl, mi_of[id], pl->gmin[g], pl->gmax[g]);
+    }
+    if (pl->kv) {   /* k_scale / v_scale = amax / 448, in the model dtype (compressed-tensors §4.2) */
+        char qn[256];
+        snprintf(qn, sizeof qn, "model.layers.%lld.self_attn.q_proj", (long long)L);
+        qn_dtype dt = weight_dtype(pl, qn);
+        for (int k = 0; k < 2 && !st; k++) {
+            float mn = -pl->kv_amax[k], mx = pl->kv_amax[k], scale = 0;
+            st = qn_quant_calc_qparams(pl->kv, dt, &mn, &mx, 1, 0.0f, &scale, NULL, err);
+            (k ? pl->v_scale : pl->k_scale)[L] = scale;
+        }
+        if (st) goto done;
+        layer.k_scale = pl->k_scale[L];   /* the quantized cache propagates too */
+        layer.v_scale = pl->v_scale[L];
     }
     for (int id = 0; id < QN_LIN_COUNT && !st; id++) {
         long mi = mi_of[id];
@@ -703,6 +742,20 @@ static int64_t layer_of(const char *name) {
     char *end;
     long long v = strtoll(name + 13, &end, 10);
     return (end != name + 13 && *end == '.') ? (int64_t)v : -1;
+}
+
+qn_status qn_pipeline_kv_scales(void *user, int64_t layer, float *k_scale, float *v_scale, qn_error *err) {
+    qn_pipeline *pl = user;
+    if (!pl->kv || layer < 0 || layer >= pl->m->cfg.num_hidden_layers)
+        return qn_error_set(err, QN_ERR_INTERNAL, "no KV-cache scales for layer %lld", (long long)layer);
+    while (pl->next_layer <= layer) {
+        qn_status st = run_layer(pl, pl->next_layer, err);
+        if (st) return st;
+        pl->next_layer++;
+    }
+    *k_scale = pl->k_scale[layer];
+    *v_scale = pl->v_scale[layer];
+    return QN_OK;
 }
 
 qn_status qn_pipeline_weight_hook(void *user, size_t mi, const qn_module *m, float *w, qn_qparams *p, int *provided,

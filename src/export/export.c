@@ -309,7 +309,15 @@ static qn_status build_quant_config(const qn_module *mods, size_t n, const qn_re
         goto nomem;
     if (qn_pyjson_set(qc, "ignore", ignore)) { ignore = NULL; goto nomem; }
     ignore = NULL;
-    if (qn_pyjson_set(qc, "kv_cache_scheme", qn_pyjson_new(QN_PJ_NULL)) ||
+    qn_pyjson *kvj = qn_pyjson_new(QN_PJ_NULL);
+    if (plan->kv_cache_scheme) {
+        cJSON *kc = NULL;
+        qn_error kerr = {0};
+        qn_pyjson_free(kvj);
+        kvj = qn_quant_args_to_json(plan->kv_cache_scheme, &kc, &kerr) ? NULL : qn_pyjson_from_cjson(kc);
+        cJSON_Delete(kc);
+    }
+    if (qn_pyjson_set(qc, "kv_cache_scheme", kvj) ||
         qn_pyjson_set(qc, "quant_method", qn_pyjson_new_string("compressed-tensors")) ||
         qn_pyjson_set(qc, "quantization_status", qn_pyjson_new_string(dense ? "frozen" : "compressed")))
         goto nomem;
@@ -833,9 +841,9 @@ static qn_status plan_all(const qn_module *mods, size_t n, const qn_recipe_plan 
     if (!plan || plan->n_modules != n || (n && !plan->group_of))
         return qn_error_set(err, QN_ERR_INVALID_ARG, "export: the plan was resolved for %zu modules, not %zu",
                             plan ? plan->n_modules : 0, n);
-    if (plan->kv_cache_scheme)
+    if (plan->kv_cache_scheme && !o->kv_scales)
         return qn_error_set(err, QN_ERR_UNSUPPORTED,
-                            "kv_cache_scheme needs calibration of k_scale/v_scale (not available in this version)");
+                            "kv_cache_scheme needs calibrated k_scale/v_scale (run with calibration data)");
     if (o->format && !qnx_format_known(o->format))
         return qn_error_set(err, QN_ERR_INVALID_ARG, "unknown compression format '%s'", o->format);
     stats->linear_total = (int64_t)n;
@@ -978,6 +986,17 @@ qn_status qn_export_model(const char *model_dir, const char *out_dir, const qn_m
         int64_t layer = qnx_layer_of(names[order[k]], NULL);
         size_t e = k;
         while (e < nt && qnx_layer_of(names[order[e]], NULL) == layer) e++;
+        if (plan->kv_cache_scheme && layer >= 0 && layer < cfg.num_hidden_layers) {
+            float ks = 0, vs = 0;
+            if ((st = o->kv_scales(o->kv_user, layer, &ks, &vs, err))) goto done;
+            const qn_tensor *et = qn_st_set_find(set, "model.embed_tokens.weight");
+            qn_dtype kdt = et && (et->dtype == QN_DT_BF16 || et->dtype == QN_DT_F16) ? et->dtype : QN_DT_F32;
+            char attn[96];
+            int64_t one = 1;
+            snprintf(attn, sizeof attn, "model.layers.%lld.self_attn", (long long)layer);
+            if ((st = emit_floats(&ec, attn, "k_scale", kdt, 1, &one, &ks, 1, err))) goto done;
+            if ((st = emit_floats(&ec, attn, "v_scale", kdt, 1, &one, &vs, 1, err))) goto done;
+        }
         /* quantized modules of this step */
         size_t ns = 0;
         for (size_t q = k; q < e; q++) {

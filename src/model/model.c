@@ -319,6 +319,18 @@ qn_status qn_layer_load(const qn_model *m, int64_t index, qn_layer *l, qn_error 
             }
         }
     }
+    if (m->ct && m->act_quant) {   /* fp8 KV cache scales of a checkpoint with kv_cache_scheme */
+        const char *kvn[2] = {"k_scale", "v_scale"};
+        float *dst[2] = {&l->k_scale, &l->v_scale};
+        for (int k = 0; k < 2; k++) {
+            snprintf(name, sizeof name, "model.layers.%lld.self_attn.%s", (long long)index, kvn[k]);
+            const qn_tensor *t = qn_st_set_find(m->tensors, name);
+            if (!t) continue;
+            if (qn_tensor_numel(t) != 1) { st = qn_error_set(err, QN_ERR_FORMAT, "%s: tensor '%s' must hold one value", t->file, name); goto fail; }
+            if ((st = qn_tensor_to_f32(t, dst[k], err))) goto fail;
+            if (!(*dst[k] > 0) || !isfinite(*dst[k])) { st = qn_error_set(err, QN_ERR_FORMAT, "%s: tensor '%s' is not a positive scale", t->file, name); goto fail; }
+        }
+    }
     snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)index);
     if ((st = load_f32(m, name, &l->attn_norm, err))) goto fail;
     snprintf(name, sizeof name, "model.layers.%lld.post_attention_layernorm.weight", (long long)index);
@@ -454,6 +466,12 @@ void qn_scratch_free(qn_scratch *s) {
     free(s->gate); free(s->up); free(s->tmp); free(s->scores); free(s->probs); free(s->inv_freq);
     free(s->rlogits); free(s->rsc); free(s->rw); free(s->rsel); free(s->xg); free(s->eo); free(s->ew); free(s->etok);
     free(s);
+}
+
+/* x = fp8_e4m3(x / scale) * scale, saturating at ±448: what an fp8 KV cache stores. */
+static void fp8_cache_rows(float *x, int64_t n, float scale) {
+#pragma omp parallel for if (n > 65536)
+    for (int64_t i = 0; i < n; i++) x[i] = qn_fp8e4m3_to_f32(qn_f32_to_fp8e4m3_sat(x[i] / scale)) * scale;
 }
 
 /* vLLM's dynamic per-token int8 (scaled_int8_quant): scale = max|x_t| / 127 in fp32, q = x / scale
@@ -741,6 +759,12 @@ qn_status qn_layer_forward(const qn_model_config *c, const qn_layer *l, float *x
     if (l->k_norm) rmsnorm_rows(kdst, kdst, l->k_norm, T * nkv, hd, c->rms_norm_eps);
     rope_rows(s->q, T, nh, hd, pos0, s);
     rope_rows(kdst, T, nkv, hd, pos0, s);
+    if (hook) {
+        hook(hook_user, l->index, QN_HOOK_K, kdst, T, ks);
+        hook(hook_user, l->index, QN_HOOK_V, vdst, T, ks);
+    }
+    if (l->k_scale > 0) fp8_cache_rows(kdst, T * ks, l->k_scale);   /* vLLM's fp8 KV cache */
+    if (l->v_scale > 0) fp8_cache_rows(vdst, T * ks, l->v_scale);
     attention(c, s->q, kv ? kv->k : s->k, kv ? kv->v : s->v, T, pos0, s->att, s);
     if (hook) hook(hook_user, l->index, QN_LIN_O, s->att, T, nh * hd);
     linear_apply(&l->lin[QN_LIN_O], s->att, T, s->tmp);
