@@ -89,6 +89,74 @@ static void test_static_int8(void **st) {
     expect_rows(q, y);
 }
 
+/* fp8 E4M3 dynamic per token (FP8_DYNAMIC): scale = max|x_t| / 448; x / scale rounded to E4M3 by hand:
+ * row 0 (x = 1..8, scale 1/56): 56, 112, 168 -> 160 (tie, even mantissa), 224, 280 -> 288, 336 -> 320
+ * (tie), 392 -> 384, 448. */
+static void test_token_fp8(void **st) {
+    (void)st;
+    qn_quant_scheme s;
+    qn_error err = {0};
+    assert_int_equal(qn_scheme_preset("FP8_DYNAMIC", &s, &err), QN_OK);
+    float y[8], q[2][8];
+    run(&s.input_activations, 1, 0, y);
+    const float q0[8] = {56, 112, 160, 224, 288, 320, 384, 448};
+    for (int j = 0; j < 8; j++) q[0][j] = q0[j] * (8.0f / 448.0f);
+    /* row 1: max 6, scale 6/448; x/scale = x * 74.667: -37.33 -> -36, 18.67 -> 18, 224, -448, 112, 0,
+     * 149.33 -> 144, 56 */
+    const float q1[8] = {-36, 18, 224, -448, 112, 0, 144, 56};
+    for (int j = 0; j < 8; j++) q[1][j] = q1[j] * (6.0f / 448.0f);
+    expect_rows(q, y);
+    qn_quant_scheme_free(&s);
+}
+
+/* fp8 dynamic per group of 128 (FP8_BLOCK activations) on a 256-wide input: each half of a row has
+ * its own scale = max|x_g| / 448. Inputs are chosen so x / scale is exactly representable. */
+static void test_group128_fp8(void **st) {
+    (void)st;
+    qn_quant_scheme s;
+    qn_error err = {0};
+    assert_int_equal(qn_scheme_preset("FP8_BLOCK", &s, &err), QN_OK);
+    static float x[2 * 256], w[2 * 256], y[4];
+    for (int t = 0; t < 2; t++)
+        for (int j = 0; j < 256; j++) x[t * 256 + j] = (j < 128 ? 1.0f : 10.0f) * (float)((j % 8) + 1) * (t ? -1.0f : 1.0f);
+    x[5] = 0.3f;   /* group 0, row 0: 0.3 / (8/448) = 16.8 -> 16 (E4M3 step 1 at 16..32) */
+    memset(w, 0, sizeof w);
+    w[0 * 256 + 5] = 1;            /* y0 = x5 */
+    w[1 * 256 + 135] = 1;          /* y1 = x135 (= 10 * 8: the group-1 maximum) */
+    qn_linear lin = {.w = w, .out = 2, .in = 256, .in_act = &s.input_activations, .act_dtype = QN_DT_F32};
+    assert_int_equal(qn_linear_forward(&lin, x, 2, y, &err), QN_OK);
+    assert_true(fabsf(y[0] - 16.0f * (8.0f / 448.0f)) < 1e-6f);   /* 0.2857, not 0.3 */
+    assert_true(fabsf(y[1] - 80.0f) < 1e-5f);
+    assert_true(fabsf(y[2] + 320.0f / 56.0f) < 1e-5f);            /* row 1, x5 = -6: -336 -> -320 (tie, even) */
+    assert_true(fabsf(y[3] + 80.0f) < 1e-5f);
+    qn_quant_scheme_free(&s);
+}
+
+/* static int8 asymmetric: q = clamp(round(x / s) + zp, -128, 127), x' = (q - zp) * s, with s = 0.05,
+ * zp = -20: x = 8 -> 160 - 20 = 140 -> 127 -> 7.35; x = -6 -> -120 - 20 = -140 -> -128 -> -5.4. */
+static void test_static_int8_asym(void **st) {
+    (void)st;
+    qn_quant_args a;
+    qn_quant_args_init(&a);
+    a.num_bits = 8;
+    a.type = QN_QTYPE_INT;
+    a.symmetric = 0;
+    a.strategy = QN_STRATEGY_TENSOR;
+    a.dynamic = QN_DYNAMIC_FALSE;
+    qn_error err = {0};
+    assert_int_equal(qn_quant_args_validate(&a, QN_CT_VERSION_DEFAULT, "test", &err), QN_OK);
+    float y[8], q[2][8];
+    run(&a, 0.05f, -20.0f, y);
+    for (int t = 0; t < 2; t++)
+        for (int j = 0; j < 8; j++) {
+            float v = rintf(X[t][j] / 0.05f) - 20.0f;
+            v = fminf(fmaxf(v, -128.0f), 127.0f);
+            q[t][j] = (v + 20.0f) * 0.05f;
+        }
+    assert_true(fabsf(q[0][7] - 7.35f) < 1e-5f && fabsf(q[1][3] + 5.4f) < 1e-5f);
+    expect_rows(q, y);
+}
+
 /* A static FP8 checkpoint (calibrated input_scale) whose input_scale tensors are replaced by a tiny
  * value evaluates much worse: proof that evaluation uses the stored scales. */
 static double ppl_dir(const char *dir, int act_quant) {
@@ -161,6 +229,8 @@ static void test_static_fp8_scales_used(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_token_int8), cmocka_unit_test(test_static_int8),
+                                       cmocka_unit_test(test_token_fp8), cmocka_unit_test(test_group128_fp8),
+                                       cmocka_unit_test(test_static_int8_asym),
                                        cmocka_unit_test(test_static_fp8_scales_used)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
