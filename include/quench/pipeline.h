@@ -21,8 +21,9 @@
  * MoE layers: every calibration token goes through every expert for the statistics (llm-compressor's
  * calibrate-all-experts) while the layer output keeps the normal routing. All experts' gate_proj and
  * up_proj then see the same input, so they share ONE Hessian per layer; each expert's down_proj gets
- * its own, built and consumed one expert at a time. (Routed-tokens-only statistics are not
- * offered yet.) The router (mlp.gate) is never calibrated.
+ * its own, built and consumed one expert at a time. With routed_only, each expert's statistics come
+ * from the tokens the router sends to it (its own gate/up Hessian), and an expert that receives
+ * none is quantized round-to-nearest and counted. The router (mlp.gate) is never calibrated.
  */
 #ifndef QUENCH_PIPELINE_H
 #define QUENCH_PIPELINE_H
@@ -44,6 +45,8 @@ typedef struct {
     void *progress_user;
     int activations_bf16;      /* store the activations in bf16 (half the memory; fp32 compute) */
     const char *offload_dir;   /* store them in a mapped, already-unlinked file in this folder */
+    int routed_only;           /* MoE: statistics from the routed tokens only (--no-calibrate-all-experts);
+                                * experts that receive none fall back to round-to-nearest (counted) */
 } qn_pipeline_opts;
 
 /* What happened to one Linear. */
@@ -60,6 +63,7 @@ typedef struct {
 typedef struct {
     int64_t layers_run;
     int64_t gptq_linears, rtn_fallback_linears, pruned_linears;
+    int64_t rtn_fallback_experts;   /* routed-only: experts no calibration token reached */
     int64_t samples, tokens;
     double seconds_forward, seconds_gptq;
     const qn_pipeline_linear *linears;   /* [n_linears], modules in the pipeline's order */

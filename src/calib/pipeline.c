@@ -60,6 +60,7 @@ struct qn_pipeline {
     qn_error *hook_err;
     qn_status hook_st;
     float **moe_in;        /* MoE layers: the MoE block's normed input per sample (for down_proj) */
+    int32_t **routes;      /* routed-only statistics: [samples][T * top_k] experts chosen per token */
     const qn_modifier **prune;   /* [n_mods]: the SparseGPTModifier pruning each module, or NULL */
     float *in_min, *in_max;      /* [n_mods] input ranges for static activation scales */
     uint8_t *in_seen;            /* [n_mods] */
@@ -580,29 +581,52 @@ static qn_status calibrate_moe(qn_pipeline *pl, int64_t L, qn_layer *layer, floa
         int gq[3], any = 0;
         expert_modules(pl, prefix, mi, gq, &any);
         if (!any) continue;
-        qn_hessian hd = {0};
-        if (gq[2] && xs) {   /* down_proj's Hessian from the original gate/up */
+        qn_hessian hd = {0}, hg = {0};
+        int routed = pl->routes && e >= 0;   /* statistics from the tokens routed to this expert only */
+        int64_t seen = 0;
+        const int64_t H = c->hidden_size, k = moe->top_k;
+        if ((gq[0] || gq[1] || gq[2]) && xs) {
             int64_t inter = lin[0].out;
             float *g = malloc(sizeof(float) * (size_t)(pl->max_t * inter)), *u = malloc(sizeof(float) * (size_t)(pl->max_t * inter));
-            if (!g || !u) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for expert activations");
-            if (!st) st = qn_hessian_init(&hd, inter, err);
+            float *xr = routed ? malloc(sizeof(float) * (size_t)(pl->max_t * H)) : NULL;
+            if (!g || !u || (routed && !xr)) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for expert activations");
+            if (!st && gq[2]) st = qn_hessian_init(&hd, inter, err);
+            if (!st && routed) st = qn_hessian_init(&hg, H, err);
             for (int64_t s = 0; s < pl->n_samples && !st; s++) {
                 int64_t T = pl->len[s];
-                if (!(st = qn_linear_forward(&lin[0], xs[s], T, g, err)) && !(st = qn_linear_forward(&lin[1], xs[s], T, u, err))) {
+                const float *x = xs[s];
+                if (routed) {   /* gather the rows routed to e */
+                    int64_t n = 0;
+                    for (int64_t t = 0; t < T; t++)
+                        for (int64_t j = 0; j < k; j++)
+                            if (pl->routes[s] && pl->routes[s][t * k + j] == e) { memcpy(xr + n * H, xs[s] + t * H, sizeof(float) * H); n++; break; }
+                    if (!n) continue;
+                    T = n;
+                    x = xr;
+                    if ((st = qn_hessian_add(&hg, x, T, H, 1, err))) break;
+                }
+                seen += T;
+                if (!gq[2]) continue;
+                if (!(st = qn_linear_forward(&lin[0], x, T, g, err)) && !(st = qn_linear_forward(&lin[1], x, T, u, err))) {
                     for (int64_t i = 0; i < T * inter; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
                     st = qn_hessian_add(&hd, g, T, inter, 1, err);
                 }
             }
-            if (!st) qn_hessian_finalize(&hd);
+            if (!st && gq[2]) qn_hessian_finalize(&hd);
+            if (!st && routed) qn_hessian_finalize(&hg);
             free(g);
             free(u);
+            free(xr);
         }
+        int no_data = routed && seen == 0;   /* an expert no calibration token was routed to: RTN */
+        if (no_data && (gq[0] || gq[1] || gq[2])) pl->stats.rtn_fallback_experts++;
         for (int p = 0; p < 3 && !st; p++) {
             if (mi[p] < 0) continue;
-            const float *h = !gq[p] ? NULL : p < 2 ? hgu : (xs ? hd.h : NULL);
+            const float *h = !gq[p] || no_data ? NULL : p < 2 ? (routed ? hg.h : hgu) : (xs ? hd.h : NULL);
             st = quantize_linear(pl, mi[p], &lin[p], h, err);
         }
         qn_hessian_free(&hd);
+        qn_hessian_free(&hg);
     }
     (void)c;
     return st;
@@ -615,6 +639,7 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     qn_layer layer;
     qn_scratch *sc = NULL;
     float *tmp = NULL, **xs = NULL;
+    int32_t **routes = NULL;
     qn_status st = qn_layer_load(pl->m, L, &layer, err);
     if (st) return st;
     long mi_of[QN_LIN_COUNT];
@@ -652,10 +677,15 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
             if (gq[0] || gq[1]) pl->want[HG_GATEUP] = 1;
             need_down |= gq[2];
         }
+        if (pl->opts.routed_only && pl->want[HG_GATEUP]) need_down = 1;   /* per-expert gate/up need the inputs too */
         if (need_down) {
             xs = calloc((size_t)pl->n_samples, sizeof *xs);
             if (!xs) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto done; }
             pl->moe_in = xs;
+        }
+        if (need_down && pl->opts.routed_only) {
+            routes = calloc((size_t)pl->n_samples, sizeof *routes);
+            if (!routes) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto done; }
         }
     }
     for (int g = 0; g < HG_N; g++) {
@@ -679,6 +709,14 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
             memcpy(tmp, act_load(pl, s), sizeof(float) * (size_t)(pl->len[s] * H));
             pl->cur_sample = s;
             st = qn_layer_forward(c, &layer, tmp, pl->len[s], 0, NULL, sc, stats_hook, pl, err);
+            if (!st && routes) {
+                const int32_t *sel;
+                const float *wts;
+                int64_t k = qn_scratch_last_routing(sc, &sel, &wts);
+                routes[s] = malloc(sizeof(int32_t) * (size_t)(pl->len[s] * (k ? k : 1)));
+                if (!routes[s]) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for the routing");
+                else memcpy(routes[s], sel, sizeof(int32_t) * (size_t)(pl->len[s] * k));
+            }
             if (!st) st = pl->hook_st;
         }
         if (st) goto done;
@@ -712,7 +750,11 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
         if (pl->prune && pl->prune[mi] && (st = prune_linear(pl, mi, &layer.lin[id], h, err))) break;
         st = quantize_linear(pl, mi, &layer.lin[id], gptq_of[id] ? h : NULL, err);
     }
-    if (!st && layer.is_moe) st = calibrate_moe(pl, L, &layer, xs, err);
+    if (!st && layer.is_moe) {
+        pl->routes = routes;
+        st = calibrate_moe(pl, L, &layer, xs, err);
+        pl->routes = NULL;
+    }
     pl->stats.seconds_gptq += now_s() - t0;
     if (st) goto done;
     /* propagation: X_{L+1} = compressed layer(X_L) */
@@ -730,6 +772,9 @@ done:
     if (xs)
         for (int64_t i = 0; i < pl->n_samples; i++) free(xs[i]);
     free(xs);
+    if (routes)
+        for (int64_t i = 0; i < pl->n_samples; i++) free(routes[i]);
+    free(routes);
     pl->moe_in = NULL;
     free(tmp);
     qn_scratch_free(sc);

@@ -207,6 +207,9 @@ static void print_gptq_summary(const qn_pipeline_stats_t *s) {
         if (s->linears[i].gptq && s->linears[i].retries > 0)
             printf("  dampening     %s needed %.3g (after %d failed factorizations)\n", s->linears[i].name,
                    s->linears[i].damp_frac, s->linears[i].retries);
+    if (s->rtn_fallback_experts)
+        printf("  fallback      %lld experts received no calibration token (routed-only statistics): round-to-nearest\n",
+               (long long)s->rtn_fallback_experts);
     if (s->pruned_linears) printf("SparseGPT       %lld Linear layers pruned\n", (long long)s->pruned_linears);
     if (s->rtn_fallback_linears)
         printf("  fallback      %lld GPTQ-targeted Linear layers (MoE experts) quantized round-to-nearest\n",
@@ -236,6 +239,7 @@ static int write_report(const char *out, const qn_pipeline_stats_t *s, const cha
     cJSON_AddNumberToObject(c, "seconds_gptq", s->seconds_gptq);
     cJSON_AddNumberToObject(c, "gptq_linears", (double)s->gptq_linears);
     cJSON_AddNumberToObject(c, "rtn_fallback_linears", (double)s->rtn_fallback_linears);
+    cJSON_AddNumberToObject(c, "rtn_fallback_experts", (double)s->rtn_fallback_experts);
     for (size_t i = 0; i < s->n_linears; i++) {
         const qn_pipeline_linear *l = &s->linears[i];
         if (!l->gptq) continue;
@@ -277,7 +281,7 @@ int cmd_compress(int argc, char **argv) {
                *offload = NULL;
     int64_t num_samples = 512, max_seq_len = 2048, shuffle_seed = 42, holdout = 16;
     double max_kl = -1;
-    int overwrite = 0, no_sample = 0, quiet = 0;
+    int overwrite = 0, no_sample = 0, quiet = 0, no_all_experts = 0, all_experts = 0;
     const cli_opt opts[] = {
         {"--output", CLI_STR, &out, "output folder (also -o)", "OUT"},
         {"--recipe", CLI_STR, &recipe_path, "llm-compressor recipe YAML", "FILE"},
@@ -295,6 +299,8 @@ int cmd_compress(int argc, char **argv) {
         {"--max-seq-length", CLI_INT, &max_seq_len, "tokens per sample (default 2048)", "N"},
         {"--shuffle-seed", CLI_INT, &shuffle_seed, "shuffle seed of the samples (default 42; 0 = file order)", "S"},
         {"--text-field", CLI_STR, &text_field, "JSONL field holding the text (default text)", "NAME"},
+        {"--calibrate-all-experts", CLI_FLAG, &all_experts, "MoE: every calibration token through every expert for the statistics (default)", NULL},
+        {"--no-calibrate-all-experts", CLI_FLAG, &no_all_experts, "MoE: statistics from the routed tokens only; unreached experts fall back to RTN", NULL},
         {"--activations", CLI_STR, &acts, "calibration activations in fp32 (default) or bf16", "fp32|bf16"},
         {"--offload-activations", CLI_STR, &offload, "keep the calibration activations in a disk-backed file in DIR", "DIR"},
         {"--holdout", CLI_INT, &holdout, "held-out samples for the quality check (default 16, at most a quarter; 0 = off)", "N"},
@@ -421,7 +427,7 @@ int cmd_compress(int argc, char **argv) {
             goto cleanup;
         }
         qn_pipeline_opts po = {.progress = pipeline_progress, .progress_user = &cp, .activations_bf16 = !strcmp(acts, "bf16"),
-                               .offload_dir = offload};
+                               .offload_dir = offload, .routed_only = no_all_experts && !all_experts};
         if (qn_pipeline_create(pos[0], r, mods, nm, &plan, &calib, &po, &pl, &err)) { cli_progress_end(&cp.p); cli_fail("compress", &err); goto cleanup; }
         o.weight_hook = qn_pipeline_weight_hook;
         o.weight_hook_user = pl;
