@@ -9,7 +9,7 @@
  *   free(ids); free(text); qn_tokenizer_free(tok);
  *
  * Semantics follow HF tokenizers (docs/architectures.md §9); the choices that are ours:
- *   - tokenizer.json components that are not implemented (model other than BPE, BPE dropout,
+ *   - tokenizer.json components that quench does not support (model other than BPE, BPE dropout,
  *     normalizers other than NFC/NFD/NFKC/NFKD/Lowercase/Strip/Replace/Prepend, pre-tokenizers
  *     other than Split/ByteLevel/Metaspace, post-processors other than TemplateProcessing/
  *     ByteLevel/Bert/Roberta, decoders other than ByteLevel/Replace/ByteFallback/Fuse/Strip/
