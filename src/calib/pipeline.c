@@ -16,6 +16,7 @@
 
 #include "quench/algo.h"
 #include "quench/model.h"
+#include "export/export_internal.h"
 
 /* Linear groups that share an input (one Hessian each). */
 enum { HG_QKV, HG_O, HG_GATEUP, HG_DOWN, HG_N };
@@ -782,12 +783,6 @@ done:
     return st;
 }
 
-static int64_t layer_of(const char *name) {
-    if (strncmp(name, "model.layers.", 13)) return -1;
-    char *end;
-    long long v = strtoll(name + 13, &end, 10);
-    return (end != name + 13 && *end == '.') ? (int64_t)v : -1;
-}
 
 qn_status qn_pipeline_kv_scales(void *user, int64_t layer, float *k_scale, float *v_scale, qn_error *err) {
     qn_pipeline *pl = user;
@@ -807,7 +802,7 @@ qn_status qn_pipeline_weight_hook(void *user, size_t mi, const qn_module *m, flo
                                   qn_error *err) {
     qn_pipeline *pl = user;
     *provided = 0;
-    int64_t L = layer_of(m->name);
+    int64_t L = qnx_layer_of(m->name, NULL);
     if (L < 0 || L >= pl->m->cfg.num_hidden_layers || mi >= pl->n_mods) return QN_OK;
     while (pl->next_layer <= L) {
         qn_status st = run_layer(pl, pl->next_layer, err);

@@ -51,6 +51,7 @@
 #include "plan_internal.h"
 #include "quench/export.h"
 #include "quench/plan.h"
+#include "export/export_internal.h"
 #include "quench/quant.h"
 #include "quench/recipe.h"
 #include "quench/safetensors.h"
@@ -484,21 +485,6 @@ static void modules_free(modules *M) {
     memset(M, 0, sizeof *M);
 }
 
-/* "model.layers.N." prefix: N, and *rest after it; -1 otherwise. */
-static int64_t layer_of(const char *name, const char **rest) {
-    static const char pre[] = "model.layers.";
-    if (strncmp(name, pre, sizeof pre - 1)) return -1;
-    const char *p = name + sizeof pre - 1;
-    if (!isdigit((unsigned char)*p)) return -1;
-    int64_t v = 0;
-    while (isdigit((unsigned char)*p)) {
-        if (v > (INT64_C(1) << 40)) return -1;
-        v = v * 10 + (*p++ - '0');
-    }
-    if (*p != '.') return -1;
-    if (rest) *rest = p + 1;
-    return v;
-}
 
 /* The Linear modules of a decoder layer as src/export/modules.c names them (same rules). */
 static int linear_in_layer(const char *rest) {
@@ -530,7 +516,7 @@ static int linear_in_layer(const char *rest) {
 /* classify a module name: linear / mtp / class */
 static void classify(const modules *M, const char *name, int *linear, int *mtp, const char **cls) {
     const char *rest;
-    int64_t li = layer_of(name, &rest);
+    int64_t li = qnx_layer_of(name, &rest);
     *linear = 0;
     *mtp = 0;
     *cls = "Module";
@@ -1772,7 +1758,7 @@ static void check_kv_tensors(ictx *C) {
     modules *M = &C->M;
     for (size_t k = 0; k < M->n; k++) {
         imod *m = &M->m[k];
-        if (m->mtp || !ends_with(m->name, ".self_attn") || layer_of(m->name, NULL) < 0) continue;
+        if (m->mtp || !ends_with(m->name, ".self_attn") || qnx_layer_of(m->name, NULL) < 0) continue;
         r->n_attention++;
         if (!C->set) continue;
         const qn_tensor *ks = mod_param(C, m, "k_scale"), *vs = mod_param(C, m, "v_scale");
