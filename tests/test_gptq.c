@@ -814,6 +814,18 @@ static void test_gptq_shared(void **state) {
         qn_qparams_free(&ps[i]);
         qn_qparams_free(&psep[i]);
     }
+    /* only the upper triangle of H is read: garbage below the diagonal changes nothing */
+    for (int i = 0; i < 3; i++) memcpy(wsep[i], f.w, sizeof(float) * (size_t)(rows[i] * 128));
+    memcpy(H, f.H, sizeof(float) * 128 * 128);
+    for (int64_t r = 1; r < 128; r++)
+        for (int64_t c = 0; c < r; c++) H[r * 128 + c] = NAN;
+    qn_gptq_target t2[3];
+    for (int i = 0; i < 3; i++) t2[i] = (qn_gptq_target){wsep[i], rows[i], &a[i], &psep[i], gsep, NULL, NULL};
+    ok(qn_gptq_quantize_shared(t2, 3, 128, H, QN_DT_BF16, NULL, &err), &err);
+    for (int i = 0; i < 3; i++) {
+        assert_memory_equal(ws[i], wsep[i], sizeof(float) * (size_t)(rows[i] * 128));
+        qn_qparams_free(&psep[i]);
+    }
     /* a failing target: nothing changed, nothing held */
     a[1].num_bits = 0;
     for (int i = 0; i < 3; i++) memcpy(ws[i], f.w, sizeof(float) * (size_t)(rows[i] * 128));

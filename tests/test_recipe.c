@@ -615,15 +615,17 @@ static void test_all_modifiers_parse(void **state) {
     qn_error err = {0};
     assert_int_equal(qn_recipe_parse(y, strlen(y), "recipe.yaml", &r2, &err), QN_ERR_UNSUPPORTED);
     assert_null(r2);
-    assert_string_equal(err.msg, "recipe.yaml: SmoothQuantModifier is not supported yet by this version of "
-                                 "quench (supported: QuantizationModifier, GPTQModifier, SparseGPTModifier)");
+    assert_string_equal(err.msg, "recipe.yaml: AWQModifier is not supported yet by this version of "
+                                 "quench (supported: QuantizationModifier, GPTQModifier, SparseGPTModifier, "
+                                 "SmoothQuantModifier)");
     parse_fail("quant_stage:\n  quant_modifiers:\n    AWQModifier: {scheme: W4A16, ignore: [lm_head]}\n", 0,
                QN_ERR_UNSUPPORTED,
                "recipe.yaml: AWQModifier is not supported yet by this version of quench (supported: "
-               "QuantizationModifier, GPTQModifier, SparseGPTModifier)", NULL);
+               "QuantizationModifier, GPTQModifier, SparseGPTModifier, SmoothQuantModifier)", NULL);
     /* one modifier enabled: the list of supported ones grows */
-    parse_fail("SmoothQuantModifier: {}\n", QN_RECIPE_ALLOW(QN_MOD_GPTQ), QN_ERR_UNSUPPORTED,
-               "SmoothQuantModifier is not supported yet", "(supported: QuantizationModifier, GPTQModifier, SparseGPTModifier)");
+    parse_fail("AWQModifier: {}\n", QN_RECIPE_ALLOW(QN_MOD_GPTQ), QN_ERR_UNSUPPORTED,
+               "AWQModifier is not supported yet",
+               "(supported: QuantizationModifier, GPTQModifier, SparseGPTModifier, SmoothQuantModifier)");
 
     /* GPTQ actorder: explicit value vs a group's actorder */
     r = parse_ok("GPTQModifier:\n  actorder: group\n  config_groups:\n    g: {targets: [Linear], weights: "

@@ -169,7 +169,7 @@ typedef struct {
     double sparsity;          /* unstructured target fraction, default 0.5 (also checked against
                                * the base sparsity when preserve_mask) */
     int prune_n, prune_m;     /* mask_structure "N:M": N of every M consecutive weights of a row
-                               * are zeroed; 0:0 (default) = unstructured */
+                               * are zeroed (M <= 4096); 0:0 (default) = unstructured */
     int64_t block_size;       /* default 128 */
     double dampening_frac;    /* default 0.01 */
     double damp_max_frac;     /* default 1.0 (see above) */

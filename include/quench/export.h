@@ -96,6 +96,10 @@ typedef struct {
      * v_scale [1] in the model dtype. Without it a kv_cache_scheme is refused. */
     qn_status (*kv_scales)(void *user, int64_t layer, float *k_scale, float *v_scale, qn_error *err);
     void *kv_user;
+    /* Replacement bytes for a tensor copied unchanged (e.g. a norm weight SmoothQuant rescaled): may set
+     * *data (malloc'ed, t->nbytes bytes in t->dtype; the exporter frees it). NULL: copy as is. */
+    qn_status (*tensor_hook)(void *user, const qn_tensor *t, void **data, qn_error *err);
+    void *tensor_user;
     /* sparsity_config object (JSON text) written into quantization_config (CT >= 0.11); NULL: {} */
     const char *sparsity_config_json;
     uint64_t max_shard_bytes;     /* 0: QN_EXPORT_DEFAULT_SHARD_BYTES; UINT64_MAX: one file */

@@ -85,6 +85,9 @@ const float *qn_pipeline_input_max(const qn_pipeline *pl);
 /* qn_export_opts.kv_scales for a recipe with kv_cache_scheme (fp8, per tensor): k_scale / v_scale
  * of a layer = amax / 448 of its keys after RoPE / values over the calibration tokens. */
 qn_status qn_pipeline_kv_scales(void *user, int64_t layer, float *k_scale, float *v_scale, qn_error *err);
+/* qn_export_opts.tensor_hook: the SmoothQuant-rescaled input_layernorm / post_attention_layernorm
+ * weights (in their dtype). */
+qn_status qn_pipeline_tensor_hook(void *user, const qn_tensor *t, void **data, qn_error *err);
 /* qn_export_weight_fn for the exporter; `user` is the pipeline. */
 qn_status qn_pipeline_weight_hook(void *user, size_t module_index, const qn_module *m, float *w, qn_qparams *p,
                                   int *provided, qn_error *err);

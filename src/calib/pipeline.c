@@ -67,6 +67,12 @@ struct qn_pipeline {
     uint8_t *in_seen;            /* [n_mods] */
     int want_range[HG_N];
     const qn_quant_args *kv;     /* kv_cache_scheme, NULL if none */
+    const qn_modifier *sq;       /* SmoothQuantModifier, NULL if none */
+    int sq_map[2];               /* mapping 0: q/k/v <- input_layernorm; 1: gate/up <- post_attention_layernorm */
+    float *sq_amax[2];           /* per-channel max |x| of the smoothed inputs [H] (this layer) */
+    float *sq_norm[2];           /* rescaled norm weights of layer sq_layer [H] */
+    int64_t sq_layer;
+    uint8_t *smoothed;           /* [n_mods] the weight was rescaled: hand it to the exporter */
     float *k_scale, *v_scale;    /* [num_hidden_layers] */
     float kv_amax[2];
     float gmin[HG_N], gmax[HG_N];
@@ -116,6 +122,7 @@ static double param_num(const qn_modifier *md, const char *key, double def) {
 }
 
 static qn_status plan_pruning(qn_pipeline *pl, qn_error *err);
+static qn_status plan_smoothquant(qn_pipeline *pl, qn_error *err);
 
 /* The fp32 activations of sample s: the stored array itself, or (bf16 storage) pl->xbuf. */
 static float *act_load(qn_pipeline *pl, int64_t s) {
@@ -183,6 +190,8 @@ void qn_pipeline_free(qn_pipeline *pl) {
     free(pl->in_max);
     free(pl->k_scale);
     free(pl->v_scale);
+    for (int k = 0; k < 2; k++) { free(pl->sq_amax[k]); free(pl->sq_norm[k]); }
+    free(pl->smoothed);
     free(pl->in_seen);
     for (int g = 0; g < HG_N; g++) qn_hessian_free(&pl->h[g]);
     qn_model_close(pl->m);
@@ -266,6 +275,7 @@ qn_status qn_pipeline_create(const char *model_dir, const qn_recipe *recipe, con
         pl->map = mp;
         pl->map_bytes = total ? total : 1;
     }
+    if ((st = plan_smoothquant(pl, err))) goto fail;
     pl->xbuf = malloc(sizeof(float) * (size_t)((pl->max_t ? pl->max_t : 1) * H));
     if (!pl->xbuf) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto fail; }
     size_t off = 0;
@@ -456,6 +466,114 @@ static qn_status prune_linear(qn_pipeline *pl, long mi, qn_linear *lin, const fl
     return st;
 }
 
+/* SmoothQuantModifier: which of the two default mappings apply (a recipe's mappings must name the
+ * smooth layers input_layernorm / post_attention_layernorm; their balance layers are the Linears
+ * that read those norms: q/k/v and gate/up). */
+static qn_status plan_smoothquant(qn_pipeline *pl, qn_error *err) {
+    for (size_t k = 0; k < qn_recipe_modifier_count(pl->recipe); k++) {
+        const qn_modifier *md = qn_recipe_modifier(pl->recipe, k);
+        if (md->kind != QN_MOD_SMOOTHQUANT) continue;
+        if (pl->sq) return qn_error_set(err, QN_ERR_UNSUPPORTED, "recipe: more than one SmoothQuantModifier");
+        pl->sq = md;
+        const cJSON *maps = cJSON_GetObjectItemCaseSensitive(md->params, "mappings");
+        if (!maps || cJSON_IsNull(maps)) {
+            pl->sq_map[0] = pl->sq_map[1] = 1;
+        } else {
+            qn_module norms[2] = {{"model.layers.0.input_layernorm", "RMSNorm", 0, 0},
+                                  {"model.layers.0.post_attention_layernorm", "RMSNorm", 0, 0}};
+            for (const cJSON *e = maps->child; e; e = e->next) {
+                const cJSON *sm = cJSON_GetArrayItem(e, 1);
+                int hit = -1;
+                for (int n = 0; n < 2 && hit < 0; n++) {
+                    int r = qn_target_matches(sm->valuestring, &norms[n], err);
+                    if (r < 0) return QN_ERR_FORMAT;
+                    if (r) hit = n;
+                }
+                if (hit < 0)
+                    return qn_error_set(err, QN_ERR_UNSUPPORTED, "SmoothQuantModifier: mapping smooth layer '%s' is not supported "
+                                        "(supported: input_layernorm -> q/k/v_proj, post_attention_layernorm -> gate/up_proj)",
+                                        sm->valuestring);
+                pl->sq_map[hit] = 1;
+            }
+        }
+        int64_t H = pl->m->cfg.hidden_size;
+        for (int n = 0; n < 2; n++) {
+            pl->sq_amax[n] = malloc(sizeof(float) * (size_t)H);
+            pl->sq_norm[n] = malloc(sizeof(float) * (size_t)H);
+            if (!pl->sq_amax[n] || !pl->sq_norm[n]) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+        }
+        pl->smoothed = calloc(pl->n_mods ? pl->n_mods : 1, 1);
+        if (!pl->smoothed) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+        pl->sq_layer = -1;
+    }
+    return QN_OK;
+}
+
+static void sq_hook(void *user, int64_t layer, qn_linear_id id, const float *x, int64_t T, int64_t in) {
+    (void)layer;
+    qn_pipeline *pl = user;
+    int n = id == QN_LIN_Q ? 0 : id == QN_LIN_GATE ? 1 : -1;
+    if (n < 0 || !pl->sq_map[n] || in != pl->m->cfg.hidden_size) return;
+    float *a = pl->sq_amax[n];
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < in; j++) {
+            float v = fabsf(x[t * in + j]);
+            if (v > a[j]) a[j] = v;
+        }
+}
+
+#define QN_MIN_SMOOTHING_SCALE 1e-5f
+
+/* SmoothQuant of layer L: s_j = max|X_j|^α / max|W_j|^(1-α) over the balance Linears (α =
+ * smoothing_strength; where no weight is non-zero s_j = max|X_j|; clamped to >= 1e-5), the norm
+ * weight divided by s and the balance Linears' columns multiplied by s: the layer computes the
+ * same function with inputs that quantize better. */
+static qn_status smooth_layer(qn_pipeline *pl, int64_t L, qn_layer *layer, qn_scratch *sc, float *tmp, qn_error *err) {
+    const qn_model_config *c = &pl->m->cfg;
+    int64_t H = c->hidden_size;
+    double alpha = param_num(pl->sq, "smoothing_strength", 0.5);
+    for (int n = 0; n < 2; n++) for (int64_t j = 0; j < H; j++) pl->sq_amax[n][j] = 0.0f;
+    qn_status st = QN_OK;
+    for (int64_t s = 0; s < pl->n_samples && !st; s++) {
+        memcpy(tmp, act_load(pl, s), sizeof(float) * (size_t)(pl->len[s] * H));
+        st = qn_layer_forward(c, layer, tmp, pl->len[s], 0, NULL, sc, sq_hook, pl, err);
+    }
+    if (st) return st;
+    static const qn_linear_id bal[2][3] = {{QN_LIN_Q, QN_LIN_K, QN_LIN_V}, {QN_LIN_GATE, QN_LIN_UP, QN_LIN_COUNT}};
+    for (int n = 0; n < 2; n++) {
+        float *norm = n ? layer->mlp_norm : layer->attn_norm;
+        memcpy(pl->sq_norm[n], norm, sizeof(float) * (size_t)H);
+        if (!pl->sq_map[n] || (n == 1 && layer->is_moe)) continue;   /* MoE MLPs are not smoothed */
+        for (int64_t j = 0; j < H; j++) {
+            float wmax = 0.0f;
+            for (int b = 0; b < 3 && bal[n][b] != QN_LIN_COUNT; b++) {
+                const qn_linear *lin = &layer->lin[bal[n][b]];
+                for (int64_t r = 0; r < lin->out; r++) wmax = fmaxf(wmax, fabsf(lin->w[r * lin->in + j]));
+            }
+            float a = pl->sq_amax[n][j];
+            float sj = wmax > 0.0f ? (float)(pow(a, alpha) / pow(wmax, 1.0 - alpha)) : a;
+            if (!(sj >= QN_MIN_SMOOTHING_SCALE)) sj = QN_MIN_SMOOTHING_SCALE;
+            norm[j] /= sj;
+            for (int b = 0; b < 3 && bal[n][b] != QN_LIN_COUNT; b++) {
+                qn_linear *lin = &layer->lin[bal[n][b]];
+                for (int64_t r = 0; r < lin->out; r++) lin->w[r * lin->in + j] *= sj;
+            }
+        }
+        memcpy(pl->sq_norm[n], norm, sizeof(float) * (size_t)H);
+        for (int b = 0; b < 3 && bal[n][b] != QN_LIN_COUNT; b++) {
+            char name[256];
+            snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)L, qn_linear_name(bal[n][b]));
+            long mi = find_module(pl, name);
+            if (mi < 0 || pl->plan->group_of[mi] < 0)
+                return qn_error_set(err, QN_ERR_UNSUPPORTED, "SmoothQuantModifier: %s is smoothed but not quantized; "
+                                    "quantize it too (or drop the mapping)", name);
+            pl->smoothed[mi] = 1;
+        }
+    }
+    pl->sq_layer = L;
+    return QN_OK;
+}
+
 /* Quantizes one Linear of the resident layer: GPTQ with Hessian h (h != NULL) — the result is
  * kept for the exporter — or round-to-nearest fake quantization (h == NULL); either way lin->w
  * becomes the quantized weight so the quantized outputs propagate. */
@@ -515,8 +633,8 @@ static qn_status quantize_linear(qn_pipeline *pl, long mi, qn_linear *lin, const
         free(rtn);
         if (st) return st;
         memcpy(lin->w, r->w, sizeof(float) * n);   /* propagate the quantized layer */
-    } else if (pl->prune && pl->prune[mi]) {
-        /* pruned, then round-to-nearest: the exporter gets the pruned weight and its scales */
+    } else if ((pl->prune && pl->prune[mi]) || (pl->smoothed && pl->smoothed[mi])) {
+        /* pruned or smoothed, then round-to-nearest: the exporter gets the new weight and its scales */
         result *r = &pl->res[mi];
         r->w = malloc(sizeof(float) * n);
         if (!r->w) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
@@ -702,6 +820,10 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     any |= xs != NULL || pl->kv != NULL;
     pl->kv_amax[0] = pl->kv_amax[1] = 0.0f;
     double t0 = now_s();
+    if (pl->sq) {
+        if (pl->opts.progress) pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "smoothquant");
+        if ((st = smooth_layer(pl, L, &layer, sc, tmp, err))) goto done;
+    }
     if (any) {
         if (pl->opts.progress) pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "statistics");
         pl->hook_err = err;
@@ -783,6 +905,36 @@ done:
     return st;
 }
 
+
+qn_status qn_pipeline_tensor_hook(void *user, const qn_tensor *t, void **data, qn_error *err) {
+    qn_pipeline *pl = user;
+    *data = NULL;
+    if (!pl->sq) return QN_OK;
+    const char *rest;
+    int64_t L = qnx_layer_of(t->name, &rest);
+    int n = !strcmp(rest ? rest : "", "input_layernorm.weight") ? 0 : !strcmp(rest ? rest : "", "post_attention_layernorm.weight") ? 1 : -1;
+    if (L < 0 || L >= pl->m->cfg.num_hidden_layers || n < 0) return QN_OK;
+    while (pl->next_layer <= L) {
+        qn_status st = run_layer(pl, pl->next_layer, err);
+        if (st) return st;
+        pl->next_layer++;
+    }
+    if (pl->sq_layer != L) return qn_error_set(err, QN_ERR_INTERNAL, "%s: SmoothQuant scales of layer %lld are gone", t->name, (long long)L);
+    int64_t H = pl->m->cfg.hidden_size;
+    if (qn_tensor_numel(t) != H) return QN_OK;
+    size_t es = qn_dtype_size(t->dtype);
+    void *b = malloc((size_t)H * es);
+    if (!b) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+    for (int64_t j = 0; j < H; j++) {
+        float v = pl->sq_norm[n][j];
+        if (t->dtype == QN_DT_BF16) ((uint16_t *)b)[j] = qn_f32_to_bf16(v);
+        else if (t->dtype == QN_DT_F16) ((uint16_t *)b)[j] = qn_f32_to_f16(v);
+        else if (t->dtype == QN_DT_F32) ((float *)b)[j] = v;
+        else { free(b); return qn_error_set(err, QN_ERR_UNSUPPORTED, "%s: SmoothQuant needs a float norm weight", t->name); }
+    }
+    *data = b;
+    return QN_OK;
+}
 
 qn_status qn_pipeline_kv_scales(void *user, int64_t layer, float *k_scale, float *v_scale, qn_error *err) {
     qn_pipeline *pl = user;

@@ -165,7 +165,9 @@ done:
 static int gptq_only(const qn_recipe *r) {
     for (size_t i = 0; i < qn_recipe_modifier_count(r); i++) {
         const qn_modifier *m = qn_recipe_modifier(r, i);
-        if (m->kind != QN_MOD_QUANTIZATION && m->kind != QN_MOD_GPTQ && m->kind != QN_MOD_SPARSEGPT) return 0;
+        if (m->kind != QN_MOD_QUANTIZATION && m->kind != QN_MOD_GPTQ && m->kind != QN_MOD_SPARSEGPT &&
+            m->kind != QN_MOD_SMOOTHQUANT)
+            return 0;
         for (size_t g = 0; g < m->n_groups; g++) {
             const qn_quant_scheme *s = &m->groups[g];
             if (s->has_input_activations && s->input_activations.dynamic == QN_DYNAMIC_LOCAL) return 0;
@@ -434,6 +436,8 @@ int cmd_compress(int argc, char **argv) {
         o.sparsity_config_json = qn_pipeline_sparsity_config(pl);
         o.input_min = qn_pipeline_input_min(pl);
         if (plan.kv_cache_scheme) { o.kv_scales = qn_pipeline_kv_scales; o.kv_user = pl; }
+        o.tensor_hook = qn_pipeline_tensor_hook;
+        o.tensor_user = pl;
         o.input_max = qn_pipeline_input_max(pl);
     }
     qn_status st = qn_export_model(pos[0], out, mods, nm, &plan, &o, &stats, &err);

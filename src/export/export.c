@@ -1019,7 +1019,12 @@ qn_status qn_export_model(const char *model_dir, const char *out_dir, const qn_m
                 if (map_get(&map, mod, &mi) && mp[mi].group >= 0) quant = 1;
             }
             if (quant) st = quantize_module(&ec, &mods[mi], &mp[mi], o, mi, err);
-            else st = emit(&ec, t->name, NULL, t->dtype, t->ndim, t->shape, t->data, t->nbytes, err);
+            else {
+                void *repl = NULL;
+                if (o->tensor_hook) st = o->tensor_hook(o->tensor_user, t, &repl, err);
+                if (!st) st = emit(&ec, t->name, NULL, t->dtype, t->ndim, t->shape, repl ? repl : t->data, t->nbytes, err);
+                free(repl);
+            }
             if (st) goto done;
             stats->bytes_in += t->nbytes;
             bytes_done += t->nbytes;
