@@ -910,10 +910,11 @@ qn_status qn_pipeline_tensor_hook(void *user, const qn_tensor *t, void **data, q
     qn_pipeline *pl = user;
     *data = NULL;
     if (!pl->sq) return QN_OK;
-    const char *rest;
+    const char *rest = NULL;
     int64_t L = qnx_layer_of(t->name, &rest);
-    int n = !strcmp(rest ? rest : "", "input_layernorm.weight") ? 0 : !strcmp(rest ? rest : "", "post_attention_layernorm.weight") ? 1 : -1;
-    if (L < 0 || L >= pl->m->cfg.num_hidden_layers || n < 0) return QN_OK;
+    if (L < 0 || L >= pl->m->cfg.num_hidden_layers || !rest) return QN_OK;
+    int n = !strcmp(rest, "input_layernorm.weight") ? 0 : !strcmp(rest, "post_attention_layernorm.weight") ? 1 : -1;
+    if (n < 0) return QN_OK;
     while (pl->next_layer <= L) {
         qn_status st = run_layer(pl, pl->next_layer, err);
         if (st) return st;
