@@ -112,7 +112,63 @@ static void test_sparsegpt_2of4(void **st) {
     free(out); free(model); free(recipe); free(cal);
 }
 
+/* --sparse-format sparse-24-bitmask (SparseGPT 2:4 + GPTQ W8A8): compressed [out, in/2] I8,
+ * bitmask U8 [out, in/8] with two marks per group of 4, shape I64 [2, 1]; read back, the weights are
+ * bit for bit those of the dense-format output. */
+static void test_sparse24_bitmask_roundtrip(void **st) {
+    (void)st;
+    char *tmp = tu_tmpdir(), cmd[8192], *model = tu_shared("models/stories260K");
+    char *recipe = tu_source("tests/data/recipes/sparsegpt_2of4_gptq_w8a8.yaml");
+    char *cal = tu_source("data/tinystories/tinystories_valid_subset.txt");
+    snprintf(cmd, sizeof cmd, "for f in dense sparse-24-bitmask; do '%s/quench' compress '%s' -o '%s/'$f --recipe '%s' "
+             "--dataset '%s' --max-seq-length 512 --no-sample --quiet --sparse-format $f > /dev/null 2>&1 || exit 1; done",
+             QN_BINARY_DIR, model, tmp, recipe, cal);
+    assert_int_equal(system(cmd), 0);
+    char da[4200], db[4200];
+    snprintf(da, sizeof da, "%s/dense", tmp);
+    snprintf(db, sizeof db, "%s/sparse-24-bitmask", tmp);
+    qn_error err = {0};
+    qn_st_set *set;
+    if (qn_st_set_open_dir(db, &set, &err)) fail_msg("%s", err.msg);
+    const qn_tensor *c = qn_st_set_find(set, "model.layers.0.mlp.down_proj.compressed");
+    const qn_tensor *b = qn_st_set_find(set, "model.layers.0.mlp.down_proj.bitmask");
+    const qn_tensor *sh = qn_st_set_find(set, "model.layers.0.mlp.down_proj.shape");
+    assert_non_null(c); assert_non_null(b); assert_non_null(sh);
+    assert_null(qn_st_set_find(set, "model.layers.0.mlp.down_proj.weight"));
+    assert_int_equal(c->dtype, QN_DT_I8);
+    assert_true(c->ndim == 2 && c->shape[0] == 64 && c->shape[1] == 86);
+    assert_true(b->dtype == QN_DT_U8 && b->ndim == 2 && b->shape[0] == 64 && b->shape[1] == 22);
+    assert_true(sh->dtype == QN_DT_I64 && sh->ndim == 2 && sh->shape[0] == 2 && sh->shape[1] == 1);
+    const uint8_t *bits = b->data;
+    for (int64_t r = 0; r < 64; r++)
+        for (int64_t j = 0; j < 172; j += 4) {
+            int marks = 0;
+            for (int k = 0; k < 4; k++) marks += bits[r * 22 + (j + k) / 8] >> ((j + k) % 8) & 1;
+            assert_int_equal(marks, 2);
+        }
+    qn_st_set_free(set);
+    char cfgp[4300];
+    snprintf(cfgp, sizeof cfgp, "%s/config.json", db);
+    char *cfg = tu_read_file(cfgp, NULL);
+    assert_non_null(strstr(cfg, "\"sparse-24-bitmask\""));
+    free(cfg);
+    qn_model *ma, *mb;
+    if (qn_model_open(da, &ma, &err) || qn_model_open(db, &mb, &err)) fail_msg("%s", err.msg);
+    for (int64_t l = 0; l < ma->cfg.num_hidden_layers; l++) {
+        qn_layer x, y;
+        if (qn_layer_load(ma, l, &x, &err) || qn_layer_load(mb, l, &y, &err)) fail_msg("%s", err.msg);
+        for (int id = 0; id < QN_LIN_COUNT; id++)
+            assert_memory_equal(x.lin[id].w, y.lin[id].w, sizeof(float) * (size_t)(x.lin[id].out * x.lin[id].in));
+        qn_layer_free(&x);
+        qn_layer_free(&y);
+    }
+    qn_model_close(ma);
+    qn_model_close(mb);
+    tu_rmrf(tmp);
+    free(tmp); free(model); free(recipe); free(cal);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_sparsegpt_2of4)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_sparsegpt_2of4), cmocka_unit_test(test_sparse24_bitmask_roundtrip)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

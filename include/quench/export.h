@@ -100,6 +100,9 @@ typedef struct {
      * *data (malloc'ed, t->nbytes bytes in t->dtype; the exporter frees it). NULL: copy as is. */
     qn_status (*tensor_hook)(void *user, const qn_tensor *t, void **data, qn_error *err);
     void *tensor_user;
+    /* Modules [n_mods] whose 8-bit weights are written in the legacy sparse-24-bitmask layout
+     * (compressed / bitmask / shape instead of weight; §5.7); NULL: none. */
+    const uint8_t *sparse24;
     /* sparsity_config object (JSON text) written into quantization_config (CT >= 0.11); NULL: {} */
     const char *sparsity_config_json;
     uint64_t max_shard_bytes;     /* 0: QN_EXPORT_DEFAULT_SHARD_BYTES; UINT64_MAX: one file */
@@ -180,6 +183,7 @@ typedef struct {
     qn_dtype dtype;             /* arithmetic dtype (the scale's for int/fp8, the model's for nvfp4) */
     const qn_tensor *packed;    /* weight_packed (pack/nvfp4) or weight (naive) */
     const qn_tensor *scale, *zero_point, *g_idx, *global_scale;
+    const qn_tensor *bitmask;   /* sparse-24-bitmask: `packed` is <m>.compressed [rows, cols/2] */
 } qn_ct_weight;
 
 /* Looks up module `module` (no ".weight"): QN_ERR_NOT_FOUND when it has no compressed weight

@@ -45,6 +45,7 @@ typedef struct {
     void *progress_user;
     int activations_bf16;      /* store the activations in bf16 (half the memory; fp32 compute) */
     const char *offload_dir;   /* store them in a mapped, already-unlinked file in this folder */
+    int sparse24_bitmask;      /* SparseGPT 2:4: write the legacy sparse-24-bitmask layout (8-bit weights) */
     int routed_only;           /* MoE: statistics from the routed tokens only (--no-calibrate-all-experts);
                                 * experts that receive none fall back to round-to-nearest (counted) */
 } qn_pipeline_opts;
@@ -77,6 +78,8 @@ qn_status qn_pipeline_create(const char *model_dir, const qn_recipe *recipe, con
  * the recipe prunes nothing. SparseGPT runs before GPTQ / round-to-nearest on the same Hessian
  * (GPTQ then keeps the zeros); pruned Linears must also be quantized. */
 const char *qn_pipeline_sparsity_config(const qn_pipeline *pl);
+/* qn_export_opts.sparse24: the modules written as sparse-24-bitmask, NULL when none. */
+const uint8_t *qn_pipeline_sparse24(const qn_pipeline *pl);
 /* Calibrated input ranges [n_mods] (global min / max over every calibration token of each Linear's
  * input, static_minmax semantics) for static per-tensor input activations: qn_export_opts
  * input_min / input_max. Filled layer by layer as the exporter advances. */

@@ -77,6 +77,7 @@ struct qn_pipeline {
     float kv_amax[2];
     float gmin[HG_N], gmax[HG_N];
     char *sparsity_json;   /* sparsity_config for the exporter, NULL when nothing is pruned */
+    uint8_t *sparse24;     /* [n_mods] pruned 2:4 and written sparse-24-bitmask (opts.sparse24_bitmask) */
     int64_t cur_sample;
 };
 
@@ -186,6 +187,7 @@ void qn_pipeline_free(qn_pipeline *pl) {
     free(pl->by_name);
     free(pl->prune);
     free(pl->sparsity_json);
+    free(pl->sparse24);
     free(pl->in_min);
     free(pl->in_max);
     free(pl->k_scale);
@@ -424,8 +426,17 @@ static qn_status plan_pruning(qn_pipeline *pl, qn_error *err) {
     if (!pruned) return qn_error_set(err, QN_ERR_FORMAT, "SparseGPTModifier: its targets match no prunable Linear");
     uint64_t total = 0;
     for (size_t i = 0; i < qn_st_set_count(pl->m->tensors); i++) total += (uint64_t)qn_tensor_numel(qn_st_set_get(pl->m->tensors, i));
+    int bitmask = pl->opts.sparse24_bitmask;
+    if (bitmask && strcmp(structure, "2:4")) {
+        return qn_error_set(err, QN_ERR_UNSUPPORTED, "--sparse-format sparse-24-bitmask needs mask_structure \"2:4\" (got %s)", structure);
+    }
+    if (bitmask) {
+        pl->sparse24 = calloc(n_mods ? n_mods : 1, 1);
+        if (!pl->sparse24) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < n_mods; i++) pl->sparse24[i] = pl->prune[i] != NULL;
+    }
     cJSON *o = cJSON_CreateObject(), *tg = cJSON_AddArrayToObject(o, "targets"), *ig = cJSON_CreateArray();
-    cJSON_AddStringToObject(o, "format", "dense");
+    cJSON_AddStringToObject(o, "format", bitmask ? "sparse-24-bitmask" : "dense");
     cJSON_AddNumberToObject(o, "global_sparsity", total ? zero_params / (double)total : 0.0);
     cJSON_AddBoolToObject(o, "registry_requires_subclass", 0);
     cJSON_AddStringToObject(o, "sparsity_structure", structure);
@@ -444,6 +455,7 @@ static qn_status plan_pruning(qn_pipeline *pl, qn_error *err) {
 }
 
 const char *qn_pipeline_sparsity_config(const qn_pipeline *pl) { return pl->sparsity_json; }
+const uint8_t *qn_pipeline_sparse24(const qn_pipeline *pl) { return pl->sparse24; }
 
 /* SparseGPT of one Linear with Hessian h (copied), in place. */
 static qn_status prune_linear(qn_pipeline *pl, long mi, qn_linear *lin, const float *h, qn_error *err) {

@@ -280,7 +280,7 @@ static const char k_usage[] =
 int cmd_compress(int argc, char **argv) {
     const char *out = NULL, *recipe_path = NULL, *scheme = NULL, *shard = "5GB", *prompt = "Once upon a time";
     const char *dummy = NULL, *dataset = NULL, *dataset_mode = "stream", *text_field = "text", *acts = "fp32",
-               *offload = NULL;
+               *offload = NULL, *sparse_format = "dense";
     int64_t num_samples = 512, max_seq_len = 2048, shuffle_seed = 42, holdout = 16;
     double max_kl = -1;
     int overwrite = 0, no_sample = 0, quiet = 0, no_all_experts = 0, all_experts = 0;
@@ -303,6 +303,7 @@ int cmd_compress(int argc, char **argv) {
         {"--text-field", CLI_STR, &text_field, "JSONL field holding the text (default text)", "NAME"},
         {"--calibrate-all-experts", CLI_FLAG, &all_experts, "MoE: every calibration token through every expert for the statistics (default)", NULL},
         {"--no-calibrate-all-experts", CLI_FLAG, &no_all_experts, "MoE: statistics from the routed tokens only; unreached experts fall back to RTN", NULL},
+        {"--sparse-format", CLI_STR, &sparse_format, "2:4 output: dense (default; zeros stored densely) or sparse-24-bitmask (legacy, 8-bit weights)", "FMT"},
         {"--activations", CLI_STR, &acts, "calibration activations in fp32 (default) or bf16", "fp32|bf16"},
         {"--offload-activations", CLI_STR, &offload, "keep the calibration activations in a disk-backed file in DIR", "DIR"},
         {"--holdout", CLI_INT, &holdout, "held-out samples for the quality check (default 16, at most a quarter; 0 = off)", "N"},
@@ -428,12 +429,19 @@ int cmd_compress(int argc, char **argv) {
             cli_failf("compress", "--activations '%s' is not one of fp32, bf16", acts);
             goto cleanup;
         }
+        if (strcmp(sparse_format, "dense") && strcmp(sparse_format, "sparse-24-bitmask")) {
+            cli_progress_end(&cp.p);
+            cli_failf("compress", "--sparse-format '%s' is not one of dense, sparse-24-bitmask", sparse_format);
+            goto cleanup;
+        }
         qn_pipeline_opts po = {.progress = pipeline_progress, .progress_user = &cp, .activations_bf16 = !strcmp(acts, "bf16"),
-                               .offload_dir = offload, .routed_only = no_all_experts && !all_experts};
+                               .offload_dir = offload, .routed_only = no_all_experts && !all_experts,
+                               .sparse24_bitmask = !strcmp(sparse_format, "sparse-24-bitmask")};
         if (qn_pipeline_create(pos[0], r, mods, nm, &plan, &calib, &po, &pl, &err)) { cli_progress_end(&cp.p); cli_fail("compress", &err); goto cleanup; }
         o.weight_hook = qn_pipeline_weight_hook;
         o.weight_hook_user = pl;
         o.sparsity_config_json = qn_pipeline_sparsity_config(pl);
+        o.sparse24 = qn_pipeline_sparse24(pl);
         o.input_min = qn_pipeline_input_min(pl);
         if (plan.kv_cache_scheme) { o.kv_scales = qn_pipeline_kv_scales; o.kv_user = pl; }
         o.tensor_hook = qn_pipeline_tensor_hook;

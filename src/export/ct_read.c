@@ -78,7 +78,7 @@ qn_status qn_ct_parse(const char *text, size_t len, const char *name, qn_ct **ou
     const cJSON *sp = cJSON_GetObjectItemCaseSensitive(qc, "sparsity_config");
     if (cJSON_IsObject(sp)) {
         const cJSON *sf = cJSON_GetObjectItemCaseSensitive(sp, "format");
-        if (cJSON_IsString(sf) && strcmp(sf->valuestring, "dense")) {
+        if (cJSON_IsString(sf) && strcmp(sf->valuestring, "dense") && strcmp(sf->valuestring, "sparse-24-bitmask")) {
             st = qn_error_set(err, QN_ERR_UNSUPPORTED, "%s: sparsity_config.format '%s' is not supported by the reader", name,
                               sf->valuestring);
             goto fail;
@@ -211,6 +211,7 @@ int qn_ct_is_compressed(const qn_st_set *set, const char *weight_name) {
     char mod[600];
     snprintf(mod, sizeof mod, "%.*s", (int)(l - 7), weight_name);
     if (find_param(set, mod, "weight_packed")) return 1;
+    if (find_param(set, mod, "compressed") && find_param(set, mod, "bitmask")) return 1;
     const qn_tensor *w = qn_st_set_find(set, weight_name);
     return w && (w->dtype == QN_DT_I8 || w->dtype == QN_DT_F8_E4M3) && find_param(set, mod, "weight_scale");
 }
@@ -241,6 +242,35 @@ qn_status qn_ct_find(const qn_ct *ct, const qn_st_set *set, const char *module, 
     const qn_tensor *packed = find_param(set, module, "weight_packed");
     const qn_tensor *plain = qn_st_set_find(set, wn);
     const qn_tensor *scale = find_param(set, module, "weight_scale");
+    const qn_tensor *comp = find_param(set, module, "compressed"), *bm = find_param(set, module, "bitmask");
+    if (!packed && !plain && comp && bm) {   /* sparse-24-bitmask (§5.7): 2 kept values of every 4 */
+        const qn_tensor *shp = find_param(set, module, "shape");
+        if (!shp || shp->dtype != QN_DT_I64 || qn_tensor_numel(shp) != 2)
+            return qn_error_set(err, QN_ERR_FORMAT, "%s: module '%s': sparse-24-bitmask needs shape I64 [2, 1]", comp->file, module);
+        int64_t v[2];
+        memcpy(v, shp->data, sizeof v);
+        if (v[0] <= 0 || v[1] <= 0 || v[1] % 4 || !is_2d(comp, v[0], v[1] / 2) || bm->dtype != QN_DT_U8 ||
+            !is_2d(bm, v[0], (v[1] + 7) / 8) || !(comp->dtype == QN_DT_I8 || comp->dtype == QN_DT_F8_E4M3))
+            return qn_error_set(err, QN_ERR_FORMAT, "%s: module '%s': compressed/bitmask do not match shape [%lld, %lld]",
+                                comp->file, module, (long long)v[0], (long long)v[1]);
+        if (!scale) return qn_error_set(err, QN_ERR_FORMAT, "%s: tensor '%s.weight_scale' is missing", comp->file, module);
+        w->rows = v[0];
+        w->cols = v[1];
+        w->packed = comp;
+        w->bitmask = bm;
+        w->scale = scale;
+        w->zero_point = find_param(set, module, "weight_zero_point");
+        int g;
+        qn_status st = find_group(ct, module, v[0], v[1], &g, err);
+        if (st) return st;
+        w->group = g < 0 ? 0 : g;
+        const qn_quant_scheme *s = &ct->groups[w->group];
+        if (!s->has_weights || s->weights.num_bits != 8)
+            return qn_error_set(err, QN_ERR_FORMAT, "%s: module '%s': sparse-24-bitmask with non-8-bit weights", comp->file, module);
+        snprintf(w->format, sizeof w->format, "%s", s->weights.type == QN_QTYPE_INT ? "int-quantized" : "float-quantized");
+        w->dtype = scale->dtype == QN_DT_BF16 || scale->dtype == QN_DT_F16 ? scale->dtype : QN_DT_F32;
+        return QN_OK;
+    }
     if (!packed && !(plain && (plain->dtype == QN_DT_I8 || plain->dtype == QN_DT_F8_E4M3) && scale))
         return qn_error_set(err, QN_ERR_NOT_FOUND, "tensor '%s' is missing", wn);
     if (!scale) return qn_error_set(err, QN_ERR_FORMAT, "%s: tensor '%s.weight_scale' is missing", (packed ? packed : plain)->file, module);
@@ -439,7 +469,25 @@ qn_status qn_ct_dequantize(const qn_ct *ct, const qn_st_set *set, const qn_ct_we
         cptr = codes;
         break;
     }
-    case QNX_FMT_NAIVE: cptr = w->packed->data; break;
+    case QNX_FMT_NAIVE:
+        if (w->bitmask) {   /* scatter the kept values to the positions the bitmask marks */
+            codes = calloc(n ? n : 1, 1);
+            if (!codes) { st = qn_error_set(err, QN_ERR_NOMEM, "%s: out of memory", w->module); goto done; }
+            const uint8_t *cv = w->packed->data, *bmk = w->bitmask->data;
+            int64_t bpr = (cols + 7) / 8, half = cols / 2;
+            for (int64_t r = 0; r < rows; r++) {
+                int64_t k = 0;
+                for (int64_t j = 0; j < cols; j++)
+                    if (bmk[r * bpr + j / 8] >> (j % 8) & 1) {
+                        if (k >= half) { st = qn_error_set(err, QN_ERR_FORMAT, "%s: bitmask row %lld marks more than half the values", w->module, (long long)r); goto done; }
+                        ((uint8_t *)codes)[r * cols + j] = cv[r * half + k++];
+                    }
+            }
+            cptr = codes;
+        } else {
+            cptr = w->packed->data;
+        }
+        break;
     case QNX_FMT_NVFP4:
         codes = malloc(n ? n : 1);
         if (!codes) { st = qn_error_set(err, QN_ERR_NOMEM, "%s: out of memory", w->module); goto done; }

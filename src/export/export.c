@@ -442,6 +442,70 @@ static qn_status load_weight(const qn_tensor *t, float **out, qn_error *err) {
     return QN_OK;
 }
 
+/* The two kept positions of a group of 4 int8 / fp8 codes, as compressed-tensors' get_24_bytemasks
+ * picks them (torch.topk(k=2) of abs() of the int8 view): two or more non-zero keys -> the two
+ * largest (lower position first on ties); fewer -> the positions torch's CPU top-k returns for such
+ * groups (§5.7): none {2,3}; one at 0 {0,2}, at 1 {1,3}, at 2 or 3 {2,3}. One deliberate
+ * difference: compressed-tensors' abs(-128) overflows to -128 and drops int8 -128 codes (and fp8
+ * bytes that view as negative int8 rank by that view) below the zeros or out of order; quench ranks
+ * int8 by |v| and fp8 by its magnitude bits, so every kept value survives (the file stays valid:
+ * two marks per group). */
+static void keep24(const uint8_t *g, int fp8, int keep[2]) {
+    int key[4], npos = 0;
+    for (int i = 0; i < 4; i++) {
+        int v = (int8_t)g[i];
+        key[i] = fp8 ? (g[i] & 0x7F) : (v < 0 ? -v : v);   /* fp8: the magnitude bits (-0.0 is zero) */
+        npos += key[i] > 0;
+    }
+    if (npos >= 2) {
+        int a = -1, b = -1;
+        for (int i = 0; i < 4; i++) {
+            if (a < 0 || key[i] > key[a]) { b = a; a = i; }
+            else if (b < 0 || key[i] > key[b]) b = i;
+        }
+        keep[0] = a < b ? a : b;
+        keep[1] = a < b ? b : a;
+        return;
+    }
+    int p = -1;
+    for (int i = 0; i < 4; i++) if (key[i] > 0) p = i;
+    static const int table[5][2] = {{2, 3}, {0, 2}, {1, 3}, {2, 3}, {2, 3}};
+    keep[0] = table[p + 1][0];
+    keep[1] = table[p + 1][1];
+}
+
+/* sparse-24-bitmask (§5.7): <m>.compressed [rows, cols/2] (the kept codes in column order),
+ * <m>.bitmask U8 [rows, ceil(cols/8)] (LSB-first), <m>.shape I64 [2, 1]. */
+static qn_status emit_sparse24(emit_ctx *c, const char *mod, qn_dtype dt, int64_t rows, int64_t cols, const void *codes,
+                               qn_error *err) {
+    if (cols % 4) return qn_error_set(err, QN_ERR_UNSUPPORTED, "%s: sparse-24-bitmask needs input width %% 4 == 0", mod);
+    int64_t half = cols / 2, bpr = (cols + 7) / 8;
+    uint8_t *cv = malloc((size_t)(rows * half)), *bm = calloc((size_t)(rows * bpr), 1);
+    if (!cv || !bm) { free(cv); free(bm); return qn_error_set(err, QN_ERR_NOMEM, "%s: out of memory", mod); }
+    const uint8_t *q = codes;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t k = 0;
+        for (int64_t j = 0; j < cols; j += 4) {
+            int keep[2];
+            keep24(q + r * cols + j, dt == QN_DT_F8_E4M3, keep);
+            for (int t = 0; t < 2; t++) {
+                int64_t col = j + keep[t];
+                uint8_t v = q[r * cols + col];
+                if (dt == QN_DT_F8_E4M3 && v == 0x80) v = 0;   /* pruned zeros must be +0 */
+                cv[r * half + k++] = v;
+                bm[r * bpr + col / 8] |= (uint8_t)(1u << (col % 8));
+            }
+        }
+    }
+    int64_t cshape[2] = {rows, half}, bshape[2] = {rows, bpr}, sshape[2] = {2, 1}, sv[2] = {rows, cols};
+    qn_status st = emit(c, mod, "compressed", dt, 2, cshape, cv, (size_t)(rows * half), err);
+    if (!st) st = emit(c, mod, "bitmask", QN_DT_U8, 2, bshape, bm, (size_t)(rows * bpr), err);
+    if (!st) st = emit(c, mod, "shape", QN_DT_I64, 2, sshape, sv, sizeof sv, err);
+    free(cv);
+    free(bm);
+    return st;
+}
+
 static qn_status quantize_module(emit_ctx *c, const qn_module *m, const mod_plan *mp, const qn_export_opts *o,
                                  size_t mi, qn_error *err) {
     const qn_quant_args *wa = &mp->s->weights;
@@ -491,6 +555,11 @@ static qn_status quantize_module(emit_ctx *c, const qn_module *m, const mod_plan
     if (strat == QN_STRATEGY_TENSOR) { sndim = 1; sshape[0] = 1; }
     const int is_int = wa->type == QN_QTYPE_INT;
     int64_t wshape[2] = {rows, cols};
+    if (o->sparse24 && o->sparse24[mi] && mp->kind != QNX_FMT_NAIVE) {
+        st = qn_error_set(err, QN_ERR_UNSUPPORTED, "%s: sparse-24-bitmask needs 8-bit int or fp8 weights (int-/float-quantized); "
+                          "2:4 with 4-bit weights needs marlin-24, which quench does not write: use --sparse-format dense", m->name);
+        goto done;
+    }
     switch (mp->kind) {
     case QNX_FMT_DENSE: {
         if ((st = qn_quant_dequantize(&p, codes, cols, 0, cols, w, cols, err))) goto done;
@@ -498,7 +567,11 @@ static qn_status quantize_module(emit_ctx *c, const qn_module *m, const mod_plan
         break;
     }
     case QNX_FMT_NAIVE:
-        if ((st = emit(c, m->name, "weight", is_int ? QN_DT_I8 : QN_DT_F8_E4M3, 2, wshape, codes, n, err))) goto done;
+        if (o->sparse24 && o->sparse24[mi]) {
+            if ((st = emit_sparse24(c, m->name, is_int ? QN_DT_I8 : QN_DT_F8_E4M3, rows, cols, codes, err))) goto done;
+        } else if ((st = emit(c, m->name, "weight", is_int ? QN_DT_I8 : QN_DT_F8_E4M3, 2, wshape, codes, n, err))) {
+            goto done;
+        }
         break;
     case QNX_FMT_PACK: {
         int64_t words = qn_pack_int32_words(cols, wa->num_bits, c->layout);
