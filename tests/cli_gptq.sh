@@ -40,6 +40,15 @@ for M in stories260K stories260K-hd64; do
   echo "$M W8: tinystories ppl orig $orig_s GPTQ $g8"
   awk -v a="$g8" -v b="$orig_s" 'BEGIN { exit !(a < b * 1.01 && a > b * 0.99) }' && ok || bad "$M W8 GPTQ $g8 not within 1% of $orig_s"
 done
+# group sizes 32 and 128 on stories260K-hd64 (widths divide): GPTQ below RTN on every Linear
+for g in 32 128; do
+  recipe "$W/g$g.yaml" GPTQModifier 4 "strategy: group, group_size: $g"
+  "$Q" compress "$SHARED/models/stories260K-hd64" -o "$W/g$g" --recipe "$W/g$g.yaml" --dataset "$CAL" --max-seq-length 512 \
+    --holdout 0 --no-sample --quiet > /dev/null 2>&1 && ok || bad "hd64 group $g compress"
+  n=$(jq '[.linears[] | select(.output_rel_error < .rtn_output_rel_error)] | length' "$W/g$g/quench_report.json")
+  t=$(jq '.linears | length' "$W/g$g/quench_report.json")
+  [ "$t" -ge 35 ] && [ "$n" = "$t" ] && ok || bad "hd64 group $g: GPTQ beats RTN on $n of $t Linears"
+done
 # the written checkpoint holds what GPTQ computed: quench reads it back (ppl above) and the report exists
 [ -f "$W/stories260K-gptq4/quench_report.json" ] && ok || bad "report missing"
 # built-in held-out check (default): samples not used for calibration, KL and top-1 in the report

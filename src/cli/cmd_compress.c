@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "cli.h"
@@ -201,6 +202,21 @@ static void print_gptq_summary(const qn_pipeline_stats_t *s) {
     }
     printf("calibration     %lld samples, %lld tokens, %lld layers (forward %.2f s, GPTQ %.2f s)\n", (long long)s->samples,
            (long long)s->tokens, (long long)s->layers_run, s->seconds_forward, s->seconds_gptq);
+    /* per decoder layer: mean relative output error of its GPTQ Linears, against round-to-nearest */
+    for (int64_t L = 0; L < s->layers_run; L++) {
+        char pre[64];
+        int pl = snprintf(pre, sizeof pre, "model.layers.%lld.", (long long)L);
+        double g = 0, r = 0;
+        int64_t k = 0;
+        for (size_t i = 0; i < s->n_linears; i++)
+            if (s->linears[i].gptq && !strncmp(s->linears[i].name, pre, (size_t)pl)) {
+                g += s->linears[i].rel_error;
+                r += s->linears[i].rtn_rel_error;
+                k++;
+            }
+        if (k) printf("  layer %-6lld  %lld Linears: output error %.5f (round-to-nearest %.5f)\n", (long long)L, (long long)k,
+                      g / (double)k, r / (double)k);
+    }
     if (n)
         printf("GPTQ            %lld Linear layers: mean output error %.5f vs %.5f round-to-nearest (lower on %lld of %lld)%s\n",
                (long long)n, sum_g / (double)n, sum_r / (double)n, (long long)better, (long long)n,
@@ -499,6 +515,10 @@ int cmd_compress(int argc, char **argv) {
     printf("time            %.2f s (%.1f MB/s)\n", stats.seconds,
            stats.seconds > 0 ? (double)stats.bytes_in / stats.seconds / 1e6 : 0.0);
     fflush(stdout);
+    {
+        struct rusage ru;
+        if (!getrusage(RUSAGE_SELF, &ru)) printf("peak memory     %.1f MB resident (peak RSS)\n", (double)ru.ru_maxrss / 1000.0);
+    }
     if (!no_sample) sample(out, prompt);
     rc = 0;
 cleanup:
