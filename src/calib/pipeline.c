@@ -338,18 +338,24 @@ static double quad_form(const float *d, int64_t rows, int64_t cols, const float 
     return s;
 }
 
-/* Relative output error sqrt(tr(ΔW H ΔWᵀ) / tr(W H Wᵀ)) (H ∝ Σ xxᵀ, so this is ‖XΔWᵀ‖/‖XWᵀ‖). */
-static double rel_output_error(const float *w, const float *wq, int64_t rows, int64_t cols, const float *h, qn_error *err,
-                               qn_status *st) {
+/* Relative output errors sqrt(tr(ΔW H ΔWᵀ) / tr(W H Wᵀ)) of two quantized versions wq1, wq2 of w
+ * (H ∝ Σ xxᵀ, so this is ‖XΔWᵀ‖/‖XWᵀ‖); tr(W H Wᵀ) is computed once for both. */
+static qn_status rel_output_errors(const float *w, const float *wq1, const float *wq2, int64_t rows, int64_t cols,
+                                   const float *h, double *e1, double *e2, qn_error *err) {
     size_t n = (size_t)(rows * cols);
     float *d = malloc(sizeof(float) * n), *tmp = malloc(sizeof(float) * n);
-    if (!d || !tmp) { free(d); free(tmp); *st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); return 0; }
+    if (!d || !tmp) { free(d); free(tmp); return qn_error_set(err, QN_ERR_NOMEM, "out of memory"); }
     double base = quad_form(w, rows, cols, h, tmp);
-    for (size_t i = 0; i < n; i++) d[i] = w[i] - wq[i];
-    double e = quad_form(d, rows, cols, h, tmp);
+    const float *wq[2] = {wq1, wq2};
+    double *out[2] = {e1, e2};
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < n; i++) d[i] = w[i] - wq[k][i];
+        double e = quad_form(d, rows, cols, h, tmp);
+        *out[k] = base > 0 ? sqrt(fmax(e, 0) / base) : 0;
+    }
     free(d);
     free(tmp);
-    return base > 0 ? sqrt(fmax(e, 0) / base) : 0;
+    return QN_OK;
 }
 
 static qn_dtype weight_dtype(const qn_pipeline *pl, const char *module) {
@@ -635,8 +641,7 @@ static qn_status quantize_linear(qn_pipeline *pl, long mi, qn_linear *lin, const
         if (!st) {
             qn_pipeline_linear *pli = &pl->lin[mi];
             pli->gptq = 1;
-            pli->rel_error = rel_output_error(lin->w, r->w, rows, cols, h, err, &st);
-            if (!st) pli->rtn_rel_error = rel_output_error(lin->w, rtn, rows, cols, h, err, &st);
+            st = rel_output_errors(lin->w, r->w, rtn, rows, cols, h, &pli->rel_error, &pli->rtn_rel_error, err);
             pli->damp_frac = rep.damp_frac;
             pli->retries = rep.retries;
             pli->dead = rep.dead;

@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -150,4 +151,21 @@ const char *cli_count(double x, char *buf, size_t n) {
     while (x >= 1000.0 && i < 4) { x /= 1000.0; i++; }
     snprintf(buf, n, i ? "%.2f%s" : "%.0f%s", x, u[i]);
     return buf;
+}
+
+uint64_t cli_safetensors_bytes(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    uint64_t total = 0;
+    struct dirent *e;
+    char p[8192];
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 12 || strcmp(e->d_name + l - 12, ".safetensors")) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (!stat(p, &sb) && S_ISREG(sb.st_mode)) total += (uint64_t)sb.st_size;
+    }
+    closedir(d);
+    return total;
 }

@@ -38,6 +38,8 @@ void cli_progress_end(cli_progress *p);
 double cli_now(void);
 /* Reads a whole file (malloc'ed, NUL-terminated); 0 ok, otherwise err filled. */
 int cli_read_file(const char *path, char **data, size_t *len, qn_error *err);
+/* Bytes of the *.safetensors files of a folder (what a loader reads); 0 if unreadable. */
+uint64_t cli_safetensors_bytes(const char *dir);
 /* Human-readable byte count ("1.04 MB"); returns buf. */
 const char *cli_bytes(double bytes, char *buf, size_t n);
 /* Human-readable count ("1.10 B", "260.1 K"); returns buf. */

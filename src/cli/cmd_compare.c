@@ -10,22 +10,6 @@
 #include "commands.h"
 #include "quench/eval.h"
 
-static uint64_t safetensors_bytes(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    uint64_t total = 0;
-    struct dirent *e;
-    char p[8192];
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l < 12 || strcmp(e->d_name + l - 12, ".safetensors")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (!stat(p, &sb) && S_ISREG(sb.st_mode)) total += (uint64_t)sb.st_size;
-    }
-    closedir(d);
-    return total;
-}
 
 static int by_error_desc(const void *a, const void *b) {
     const qn_weight_error *x = a, *y = b;
@@ -135,7 +119,7 @@ int cmd_compare(int argc, char **argv) {
             goto out;
         }
     }
-    uint64_t sa = safetensors_bytes(pos[0]), sb = safetensors_bytes(pos[1]);
+    uint64_t sa = cli_safetensors_bytes(pos[0]), sb = cli_safetensors_bytes(pos[1]);
     double ratio = sb ? (double)sa / (double)sb : 0;
     qn_weight_error *sorted = malloc(sizeof *sorted * (nwe ? nwe : 1));
     if (!sorted) { cli_failf("compare", "out of memory"); goto out; }

@@ -50,23 +50,6 @@ static int list_add(str_list *l, const char *v) {
     return 0;
 }
 
-/* Bytes of the *.safetensors files of a folder (what a loader reads). */
-static uint64_t safetensors_bytes(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    uint64_t total = 0;
-    struct dirent *e;
-    char p[8192];
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l < 12 || strcmp(e->d_name + l - 12, ".safetensors")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (!stat(p, &sb) && S_ISREG(sb.st_mode)) total += (uint64_t)sb.st_size;
-    }
-    closedir(d);
-    return total;
-}
 
 typedef struct {
     cli_progress p;
@@ -407,7 +390,7 @@ int cmd_compress(int argc, char **argv) {
     if (qn_export_list_modules(&cfg, set, &mods, &nm, &err)) { cli_fail("compress", &err); goto cleanup; }
     if (qn_recipe_resolve(r, mods, nm, &plan, &err)) { cli_fail("compress", &err); goto cleanup; }
     have_plan = 1;
-    uint64_t before = safetensors_bytes(pos[0]);
+    uint64_t before = cli_safetensors_bytes(pos[0]);
     qn_st_set_free(set);   /* the exporter opens its own view */
     set = NULL;
     compress_progress cp;
@@ -504,7 +487,7 @@ int cmd_compress(int argc, char **argv) {
         fprintf(stderr, "quench compress: warning: %.*s\n", l, w);
         w += l + (e ? 1 : 0);
     }
-    uint64_t after = safetensors_bytes(out);
+    uint64_t after = cli_safetensors_bytes(out);
     char b1[32], b2[32], c1[32];
     printf("output          %s (%s)\n", out, stats.format);
     printf("linear layers   %lld quantized, %lld ignored (of %lld)\n", (long long)stats.linear_quantized,
