@@ -82,7 +82,15 @@ typedef struct {
 } qn_layer;
 
 qn_status qn_layer_load(const qn_model *m, int64_t index, qn_layer *out, qn_error *err);
+/* QN_LOAD_NO_EXPERTS: an MoE layer without its routed experts (moe.experts == NULL; router, shared
+ * expert and attention are loaded). qn_layer_forward of such a layer routes and runs the shared
+ * expert but adds no routed expert: the caller adds them one at a time with qn_moe_expert_add. */
+#define QN_LOAD_NO_EXPERTS 1u
+qn_status qn_layer_load_ex(const qn_model *m, int64_t index, unsigned flags, qn_layer *out, qn_error *err);
 void qn_layer_free(qn_layer *l);
+/* Routed expert e of MoE layer `layer`: ex[0..2] = gate_proj, up_proj, down_proj in fp32. */
+qn_status qn_expert_load(const qn_model *m, int64_t layer, int64_t e, qn_linear ex[3], qn_error *err);
+void qn_expert_free(qn_linear ex[3]);
 
 /* Called with the input of every Linear group just before its product: x is [T, in]. q/k/v share
  * one call (id = QN_LIN_Q), gate/up share one (id = QN_LIN_GATE). Used by calibration. */
@@ -115,6 +123,11 @@ qn_status qn_layer_forward(const qn_model_config *cfg, const qn_layer *l, float 
 /* The routing of the last MoE layer run with this scratch: sel [T, top_k] expert ids in selection
  * order and w [T, top_k] their weights; returns top_k, or 0 when no MoE layer ran. */
 int64_t qn_scratch_last_routing(const qn_scratch *s, const int32_t **sel, const float **w);
+
+/* x[t] += w[t,j] · expert(xn[t]) for every token t whose routing (sel/w [T, k], as
+ * qn_scratch_last_routing returns them) chose expert e at slot j. ex = the expert's gate/up/down. */
+qn_status qn_moe_expert_add(const qn_model_config *cfg, const qn_linear ex[3], int64_t e, const float *xn, int64_t T,
+                            const int32_t *sel, const float *w, int64_t k, float *x, qn_scratch *s, qn_error *err);
 
 /* Embedding rows for ids into out [T, H] (fp32). */
 qn_status qn_model_embed(const qn_model *m, const int32_t *ids, int64_t T, float *out, qn_error *err);

@@ -64,6 +64,7 @@ typedef struct {
 typedef struct {
     int64_t layers_run;
     int64_t gptq_linears, rtn_fallback_linears, pruned_linears;
+    int64_t experts_streamed;       /* routed experts loaded, calibrated, quantized and freed one at a time */
     int64_t rtn_fallback_experts;   /* routed-only: experts no calibration token reached */
     int64_t samples, tokens;
     double seconds_forward, seconds_gptq;

@@ -95,6 +95,10 @@ void qn_st_set_free(qn_st_set *s);
 size_t qn_st_set_count(const qn_st_set *s);
 const qn_tensor *qn_st_set_get(const qn_st_set *s, size_t i);      /* files in order, then offset */
 const qn_tensor *qn_st_set_find(const qn_st_set *s, const char *name);
+/* Drops the pages of tensor t (one of this set's) from the process's resident set once its bytes
+ * have been used: they stay in the page cache and a later read faults them back in. Keeps peak RSS
+ * near what is in use when a model is streamed one layer or expert at a time. */
+void qn_st_set_release(const qn_st_set *s, const qn_tensor *t);
 size_t qn_st_set_file_count(const qn_st_set *s);
 const qn_st_file *qn_st_set_file(const qn_st_set *s, size_t i);
 uint64_t qn_st_set_total_bytes(const qn_st_set *s);               /* sum of tensor bytes */

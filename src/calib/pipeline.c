@@ -36,6 +36,22 @@ typedef struct {
     int ready;
 } result;
 
+/* An MoE layer whose attention, router and shared expert are done and whose routed experts are
+ * processed one at a time. */
+typedef struct {
+    int64_t L;             /* -1: none */
+    qn_layer layer;        /* without routed experts; attention already quantized */
+    qn_scratch *sc;
+    float **xs;            /* [samples] MoE input of the statistics pass (original attention), or NULL */
+    int32_t **routes;      /* routed-only statistics: that pass's routing [T * top_k] */
+    float **xp;            /* [samples] MoE input of the propagation (compressed attention) */
+    int32_t **rsel;        /* [samples] its routing [T * top_k] */
+    float **rw;
+    float **acc;           /* bf16 activations: the layer output accumulated in fp32; NULL: into x */
+    uint8_t *done;         /* [experts] */
+    int64_t n_done;
+} moe_state;
+
 struct qn_pipeline {
     qn_model *m;
     const qn_recipe *recipe;
@@ -61,7 +77,6 @@ struct qn_pipeline {
     qn_error *hook_err;
     qn_status hook_st;
     float **moe_in;        /* MoE layers: the MoE block's normed input per sample (for down_proj) */
-    int32_t **routes;      /* routed-only statistics: [samples][T * top_k] experts chosen per token */
     const qn_modifier **prune;   /* [n_mods]: the SparseGPTModifier pruning each module, or NULL */
     float *in_min, *in_max;      /* [n_mods] input ranges for static activation scales */
     uint8_t *in_seen;            /* [n_mods] */
@@ -79,6 +94,7 @@ struct qn_pipeline {
     char *sparsity_json;   /* sparsity_config for the exporter, NULL when nothing is pruned */
     uint8_t *sparse24;     /* [n_mods] pruned 2:4 and written sparse-24-bitmask (opts.sparse24_bitmask) */
     int64_t cur_sample;
+    moe_state moe;         /* the MoE layer in progress (routed experts streamed one at a time) */
 };
 
 static double now_s(void) {
@@ -123,6 +139,7 @@ static double param_num(const qn_modifier *md, const char *key, double def) {
 }
 
 static qn_status plan_pruning(qn_pipeline *pl, qn_error *err);
+static void moe_clear(qn_pipeline *pl);
 static qn_status plan_smoothquant(qn_pipeline *pl, qn_error *err);
 
 /* The fp32 activations of sample s: the stored array itself, or (bf16 storage) pl->xbuf. */
@@ -195,6 +212,7 @@ void qn_pipeline_free(qn_pipeline *pl) {
     for (int k = 0; k < 2; k++) { free(pl->sq_amax[k]); free(pl->sq_norm[k]); }
     free(pl->smoothed);
     free(pl->in_seen);
+    moe_clear(pl);
     for (int g = 0; g < HG_N; g++) qn_hessian_free(&pl->h[g]);
     qn_model_close(pl->m);
     free(pl);
@@ -210,6 +228,7 @@ qn_status qn_pipeline_create(const char *model_dir, const qn_recipe *recipe, con
     pl->mods = mods;
     pl->n_mods = n_mods;
     pl->plan = plan;
+    pl->moe.L = -1;
     if (opts) pl->opts = *opts;
     qn_status st = qn_model_open(model_dir, &pl->m, err);
     if (st) {
@@ -695,89 +714,171 @@ static void expert_modules(const qn_pipeline *pl, const char *prefix, long mi[3]
 /* MoE layer, every calibration token through every expert (llm-compressor's calibrate-all-experts):
  * all experts' gate/up see the same input, the MoE block's normed input, so they share ONE Hessian
  * (pl->h[HG_GATEUP], accumulated by the statistics pass); each expert's down_proj gets its own,
- * from silu(x·W_gateᵀ)·(x·W_upᵀ) of all tokens with the original weights. Experts are processed one
- * at a time, so one down Hessian is alive at once. */
-static qn_status calibrate_moe(qn_pipeline *pl, int64_t L, qn_layer *layer, float **xs, qn_error *err) {
+ * from silu(x·W_gateᵀ)·(x·W_upᵀ) of all tokens with the original weights. Static input ranges of
+ * the expert's Linears come from the same rows. lin = the expert's gate/up/down, quantized in place
+ * (the propagation then uses the quantized expert). */
+static qn_status calibrate_expert(qn_pipeline *pl, int64_t L, int64_t e, qn_linear lin[3], qn_error *err) {
     const qn_model_config *c = &pl->m->cfg;
-    qn_moe *moe = &layer->moe;
+    float **xs = pl->moe.xs;
     const float *hgu = pl->want[HG_GATEUP] ? pl->h[HG_GATEUP].h : NULL;
+    char prefix[256];
+    if (e < 0) snprintf(prefix, sizeof prefix, "model.layers.%lld.mlp.shared_experts", (long long)L);
+    else snprintf(prefix, sizeof prefix, "model.layers.%lld.mlp.experts.%lld", (long long)L, (long long)e);
+    long mi[3];
+    int gq[3], any = 0;
+    expert_modules(pl, prefix, mi, gq, &any);
+    if (!any) return QN_OK;
+    int rng[3];
+    for (int p = 0; p < 3; p++) rng[p] = static_input(pl, mi[p]);
+    float mn[2] = {INFINITY, INFINITY}, mx[2] = {-INFINITY, -INFINITY};   /* gate/up input, down input */
+    qn_hessian hd = {0}, hg = {0};
+    int routed = pl->moe.routes && e >= 0;   /* statistics from the tokens routed to this expert only */
+    int64_t seen = 0;
+    const int64_t H = c->hidden_size, k = pl->moe.layer.moe.top_k;
     qn_status st = QN_OK;
-    for (int64_t e = -1; e < moe->n_experts && !st; e++) {
-        char prefix[256];
-        qn_linear *lin;
-        if (e < 0) {
-            if (!moe->has_shared) continue;
-            snprintf(prefix, sizeof prefix, "model.layers.%lld.mlp.shared_experts", (long long)L);
-            lin = moe->shared;
-        } else {
-            snprintf(prefix, sizeof prefix, "model.layers.%lld.mlp.experts.%lld", (long long)L, (long long)e);
-            lin = &moe->experts[3 * e];
-        }
-        long mi[3];
-        int gq[3], any = 0;
-        expert_modules(pl, prefix, mi, gq, &any);
-        if (!any) continue;
-        qn_hessian hd = {0}, hg = {0};
-        int routed = pl->routes && e >= 0;   /* statistics from the tokens routed to this expert only */
-        int64_t seen = 0;
-        const int64_t H = c->hidden_size, k = moe->top_k;
-        if ((gq[0] || gq[1] || gq[2]) && xs) {
-            int64_t inter = lin[0].out;
-            float *g = malloc(sizeof(float) * (size_t)(pl->max_t * inter)), *u = malloc(sizeof(float) * (size_t)(pl->max_t * inter));
-            float *xr = routed ? malloc(sizeof(float) * (size_t)(pl->max_t * H)) : NULL;
-            if (!g || !u || (routed && !xr)) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for expert activations");
-            if (!st && gq[2]) st = qn_hessian_init(&hd, inter, err);
-            if (!st && routed) st = qn_hessian_init(&hg, H, err);
-            for (int64_t s = 0; s < pl->n_samples && !st; s++) {
-                int64_t T = pl->len[s];
-                const float *x = xs[s];
-                if (routed) {   /* gather the rows routed to e */
-                    int64_t n = 0;
-                    for (int64_t t = 0; t < T; t++)
-                        for (int64_t j = 0; j < k; j++)
-                            if (pl->routes[s] && pl->routes[s][t * k + j] == e) { memcpy(xr + n * H, xs[s] + t * H, sizeof(float) * H); n++; break; }
-                    if (!n) continue;
-                    T = n;
-                    x = xr;
-                    if ((st = qn_hessian_add(&hg, x, T, H, 1, err))) break;
-                }
-                seen += T;
-                if (!gq[2]) continue;
-                if (!(st = qn_linear_forward(&lin[0], x, T, g, err)) && !(st = qn_linear_forward(&lin[1], x, T, u, err))) {
-                    for (int64_t i = 0; i < T * inter; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-                    st = qn_hessian_add(&hd, g, T, inter, 1, err);
-                }
+    int need_down = gq[2] || rng[2];
+    if ((gq[0] || gq[1] || need_down || rng[0] || rng[1]) && xs) {
+        int64_t inter = lin[0].out;
+        float *g = malloc(sizeof(float) * (size_t)(pl->max_t * inter)), *u = malloc(sizeof(float) * (size_t)(pl->max_t * inter));
+        float *xr = routed ? malloc(sizeof(float) * (size_t)(pl->max_t * H)) : NULL;
+        if (!g || !u || (routed && !xr)) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for expert activations");
+        if (!st && gq[2]) st = qn_hessian_init(&hd, inter, err);
+        if (!st && routed && (gq[0] || gq[1])) st = qn_hessian_init(&hg, H, err);
+        for (int64_t s = 0; s < pl->n_samples && !st; s++) {
+            int64_t T = pl->len[s];
+            const float *x = xs[s];
+            if (routed) {   /* gather the rows routed to e */
+                int64_t n = 0;
+                for (int64_t t = 0; t < T; t++)
+                    for (int64_t j = 0; j < k; j++)
+                        if (pl->moe.routes[s] && pl->moe.routes[s][t * k + j] == e) { memcpy(xr + n * H, xs[s] + t * H, sizeof(float) * H); n++; break; }
+                if (!n) continue;
+                T = n;
+                x = xr;
+                if (hg.n && (st = qn_hessian_add(&hg, x, T, H, 1, err))) break;
             }
-            if (!st && gq[2]) qn_hessian_finalize(&hd);
-            if (!st && routed) qn_hessian_finalize(&hg);
-            free(g);
-            free(u);
-            free(xr);
+            seen += T;
+            if (rng[0] || rng[1]) range_of(x, (size_t)(T * H), &mn[0], &mx[0]);
+            if (!need_down) continue;
+            if (!(st = qn_linear_forward(&lin[0], x, T, g, err)) && !(st = qn_linear_forward(&lin[1], x, T, u, err))) {
+                for (int64_t i = 0; i < T * inter; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+                if (rng[2]) range_of(g, (size_t)(T * inter), &mn[1], &mx[1]);
+                if (gq[2]) st = qn_hessian_add(&hd, g, T, inter, 1, err);
+            }
         }
-        int no_data = routed && seen == 0;   /* an expert no calibration token was routed to: RTN */
-        if (no_data && (gq[0] || gq[1] || gq[2])) pl->stats.rtn_fallback_experts++;
-        for (int p = 0; p < 3 && !st; p++) {
-            if (mi[p] < 0) continue;
-            const float *h = !gq[p] || no_data ? NULL : p < 2 ? (routed ? hg.h : hgu) : (xs ? hd.h : NULL);
-            st = quantize_linear(pl, mi[p], &lin[p], h, err);
-        }
-        qn_hessian_free(&hd);
-        qn_hessian_free(&hg);
+        if (!st && hd.n) qn_hessian_finalize(&hd);
+        if (!st && hg.n) qn_hessian_finalize(&hg);
+        free(g);
+        free(u);
+        free(xr);
+    } else if (!routed && pl->want[HG_GATEUP] && (rng[0] || rng[1]) && pl->gmin[HG_GATEUP] <= pl->gmax[HG_GATEUP]) {
+        mn[0] = pl->gmin[HG_GATEUP];
+        mx[0] = pl->gmax[HG_GATEUP];
     }
-    (void)c;
+    for (int p = 0; p < 3; p++) {
+        int r = p == 2;
+        if (rng[p] && mn[r] <= mx[r]) set_range(pl, mi[p], mn[r], mx[r]);
+    }
+    int no_data = routed && seen == 0;   /* an expert no calibration token was routed to: RTN */
+    if (no_data && (gq[0] || gq[1] || gq[2])) pl->stats.rtn_fallback_experts++;
+    for (int p = 0; p < 3 && !st; p++) {
+        if (mi[p] < 0) continue;
+        const float *h = !gq[p] || no_data ? NULL : p < 2 ? (routed ? hg.h : hgu) : (xs ? hd.h : NULL);
+        st = quantize_linear(pl, mi[p], &lin[p], h, err);
+    }
+    qn_hessian_free(&hd);
+    qn_hessian_free(&hg);
     return st;
 }
 
-/* Runs decoder layer L: statistics, GPTQ, propagation. */
+/* Frees the state of the MoE layer in progress. */
+static void moe_clear(qn_pipeline *pl) {
+    moe_state *ms = &pl->moe;
+    for (int64_t i = 0; i < pl->n_samples; i++) {
+        if (ms->xs) free(ms->xs[i]);
+        if (ms->xp) free(ms->xp[i]);
+        if (ms->acc) free(ms->acc[i]);
+        if (ms->rsel) free(ms->rsel[i]);
+        if (ms->rw) free(ms->rw[i]);
+        if (ms->routes) free(ms->routes[i]);
+    }
+    free(ms->xs); free(ms->xp); free(ms->acc); free(ms->rsel); free(ms->rw); free(ms->routes);
+    free(ms->done);
+    qn_scratch_free(ms->sc);
+    if (ms->L >= 0) qn_layer_free(&ms->layer);
+    for (int g = 0; g < HG_N; g++) qn_hessian_free(&pl->h[g]);
+    memset(ms, 0, sizeof *ms);
+    ms->L = -1;
+    pl->moe_in = NULL;
+}
+
+/* Routed expert e of the MoE layer in progress: load it (fp32), calibrate and quantize it, add its
+ * quantized output to the propagation, free it. One expert's weights are resident at a time. */
+static qn_status moe_expert(qn_pipeline *pl, int64_t e, qn_error *err) {
+    moe_state *ms = &pl->moe;
+    if (ms->L < 0 || e < 0 || e >= ms->layer.moe.n_experts || ms->done[e]) return QN_OK;
+    const qn_model_config *c = &pl->m->cfg;
+    int64_t L = ms->L;
+    qn_linear ex[3];
+    double t0 = now_s();
+    qn_status st = qn_expert_load(pl->m, L, e, ex, err);
+    if (st) return st;
+    st = calibrate_expert(pl, L, e, ex, err);
+    pl->stats.seconds_gptq += now_s() - t0;
+    t0 = now_s();
+    for (int64_t s = 0; s < pl->n_samples && !st; s++) {
+        float *x = ms->acc ? ms->acc[s] : pl->x[s];
+        st = qn_moe_expert_add(c, ex, e, ms->xp[s], pl->len[s], ms->rsel[s], ms->rw[s], ms->layer.moe.top_k, x, ms->sc, err);
+    }
+    pl->stats.seconds_forward += now_s() - t0;
+    qn_expert_free(ex);
+    if (st) return st;
+    ms->done[e] = 1;
+    ms->n_done++;
+    pl->stats.experts_streamed++;
+    if (pl->opts.progress && (ms->n_done % 16 == 0 || ms->n_done == ms->layer.moe.n_experts))
+        pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "experts");
+    return QN_OK;
+}
+
+/* Finishes the MoE layer in progress: the experts not asked for yet, then the layer's output. */
+static qn_status moe_end(qn_pipeline *pl, qn_error *err) {
+    moe_state *ms = &pl->moe;
+    if (ms->L < 0) return QN_OK;
+    qn_status st = QN_OK;
+    for (int64_t e = 0; e < ms->layer.moe.n_experts && !st; e++) st = moe_expert(pl, e, err);
+    if (!st && ms->acc)
+        for (int64_t s = 0; s < pl->n_samples; s++) act_store(pl, s, ms->acc[s]);
+    moe_clear(pl);
+    return st;
+}
+
+static void prop_hook(void *user, int64_t layer, qn_linear_id id, const float *x, int64_t T, int64_t in) {
+    (void)layer;
+    qn_pipeline *pl = user;
+    if (id != QN_LIN_GATE || !pl->moe.xp || pl->hook_st) return;
+    float *b = malloc(sizeof(float) * (size_t)(T * in));
+    if (!b) { pl->hook_st = qn_error_set(pl->hook_err, QN_ERR_NOMEM, "out of memory for the MoE inputs"); return; }
+    memcpy(b, x, sizeof(float) * (size_t)(T * in));
+    free(pl->moe.xp[pl->cur_sample]);
+    pl->moe.xp[pl->cur_sample] = b;
+}
+
+/* Runs decoder layer L: statistics, GPTQ, propagation. An MoE layer is only begun: its attention,
+ * router and shared expert are done here, the routed experts one at a time by moe_expert (as the
+ * exporter asks for them) and the rest by moe_end. */
 static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     const qn_model_config *c = &pl->m->cfg;
     int64_t H = c->hidden_size;
+    qn_status st = moe_end(pl, err);
+    if (st) return st;
+    moe_state *ms = &pl->moe;
     qn_layer layer;
     qn_scratch *sc = NULL;
     float *tmp = NULL, **xs = NULL;
     int32_t **routes = NULL;
-    qn_status st = qn_layer_load(pl->m, L, &layer, err);
-    if (st) return st;
+    int is_moe = qn_config_layer_is_moe(c, L);
+    if ((st = qn_layer_load_ex(pl->m, L, QN_LOAD_NO_EXPERTS, &layer, err))) return st;
     long mi_of[QN_LIN_COUNT];
     int gptq_of[QN_LIN_COUNT];
     memset(pl->want, 0, sizeof pl->want);
@@ -800,8 +901,8 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
         if (pl->prune && pl->prune[mi]) pl->want[hgroup_of((qn_linear_id)id)] = 1;
         if (static_input(pl, mi)) pl->want_range[hgroup_of((qn_linear_id)id)] = 1;
     }
-    if (layer.is_moe) {   /* which expert Linears are GPTQ targets */
-        int need_down = 0;
+    if (is_moe) {   /* which expert Linears need statistics */
+        int need_x = 0;
         for (int64_t e = -1; e < layer.moe.n_experts; e++) {
             char prefix[256];
             if (e < 0 && !layer.moe.has_shared) continue;
@@ -811,15 +912,19 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
             int gq[3], any = 0;
             expert_modules(pl, prefix, emi, gq, &any);
             if (gq[0] || gq[1]) pl->want[HG_GATEUP] = 1;
-            need_down |= gq[2];
+            need_x |= gq[2] || static_input(pl, emi[2]);
+            if (static_input(pl, emi[0]) || static_input(pl, emi[1])) {
+                pl->want_range[HG_GATEUP] = 1;
+                if (pl->opts.routed_only) need_x = 1;
+            }
         }
-        if (pl->opts.routed_only && pl->want[HG_GATEUP]) need_down = 1;   /* per-expert gate/up need the inputs too */
-        if (need_down) {
+        if (pl->opts.routed_only && pl->want[HG_GATEUP]) need_x = 1;   /* per-expert gate/up need the inputs too */
+        if (need_x) {
             xs = calloc((size_t)pl->n_samples, sizeof *xs);
             if (!xs) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto done; }
             pl->moe_in = xs;
         }
-        if (need_down && pl->opts.routed_only) {
+        if (need_x && pl->opts.routed_only) {
             routes = calloc((size_t)pl->n_samples, sizeof *routes);
             if (!routes) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto done; }
         }
@@ -890,36 +995,91 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
         if (pl->prune && pl->prune[mi] && (st = prune_linear(pl, mi, &layer.lin[id], h, err))) break;
         st = quantize_linear(pl, mi, &layer.lin[id], gptq_of[id] ? h : NULL, err);
     }
-    if (!st && layer.is_moe) {
-        pl->routes = routes;
-        st = calibrate_moe(pl, L, &layer, xs, err);
-        pl->routes = NULL;
+    for (int g = 0; g < HG_N; g++)   /* only the experts' shared gate/up Hessian outlives this point */
+        if (g != HG_GATEUP || !is_moe) qn_hessian_free(&pl->h[g]);
+    if (!st && is_moe) {   /* the MoE layer stays in progress */
+        ms->L = L;
+        ms->layer = layer;
+        ms->sc = sc;
+        ms->xs = xs;
+        ms->routes = routes;
+        memset(&layer, 0, sizeof layer);   /* owned by ms now */
+        sc = NULL;
+        xs = NULL;
+        routes = NULL;
+        int64_t n = pl->n_samples ? pl->n_samples : 1;
+        ms->xp = calloc((size_t)n, sizeof *ms->xp);
+        ms->rsel = calloc((size_t)n, sizeof *ms->rsel);
+        ms->rw = calloc((size_t)n, sizeof *ms->rw);
+        ms->done = calloc((size_t)(ms->layer.moe.n_experts ? ms->layer.moe.n_experts : 1), 1);
+        if (pl->bf16) ms->acc = calloc((size_t)n, sizeof *ms->acc);
+        if (!ms->xp || !ms->rsel || !ms->rw || !ms->done || (pl->bf16 && !ms->acc)) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+        if (!st && ms->layer.moe.has_shared) st = calibrate_expert(pl, L, -1, ms->layer.moe.shared, err);
     }
     pl->stats.seconds_gptq += now_s() - t0;
     if (st) goto done;
-    /* propagation: X_{L+1} = compressed layer(X_L) */
+    /* propagation: X_{L+1} = compressed layer(X_L); in an MoE layer, everything but the routed
+     * experts, keeping each sample's MoE input and routing for them */
     t0 = now_s();
     if (pl->opts.progress) pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "propagate");
+    const qn_layer *run = is_moe ? &ms->layer : &layer;
+    qn_scratch *rsc = is_moe ? ms->sc : sc;
+    pl->hook_err = err;
+    pl->hook_st = QN_OK;
     for (int64_t s = 0; s < pl->n_samples && !st; s++) {
         float *xa = act_load(pl, s);
-        st = qn_layer_forward(c, &layer, xa, pl->len[s], 0, NULL, sc, NULL, NULL, err);
-        if (!st) act_store(pl, s, xa);
+        pl->cur_sample = s;
+        st = qn_layer_forward(c, run, xa, pl->len[s], 0, NULL, rsc, is_moe ? prop_hook : NULL, pl, err);
+        if (!st) st = pl->hook_st;
+        if (st || !is_moe) { if (!st) act_store(pl, s, xa); continue; }
+        const int32_t *sel;
+        const float *wts;
+        int64_t k = qn_scratch_last_routing(rsc, &sel, &wts), T = pl->len[s];
+        ms->rsel[s] = malloc(sizeof(int32_t) * (size_t)(T * k));
+        ms->rw[s] = malloc(sizeof(float) * (size_t)(T * k));
+        if (!ms->rsel[s] || !ms->rw[s]) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for the routing"); break; }
+        memcpy(ms->rsel[s], sel, sizeof(int32_t) * (size_t)(T * k));
+        memcpy(ms->rw[s], wts, sizeof(float) * (size_t)(T * k));
+        if (ms->acc) {   /* bf16 storage: the experts' outputs accumulate in fp32 */
+            ms->acc[s] = malloc(sizeof(float) * (size_t)(T * H));
+            if (!ms->acc[s]) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); break; }
+            memcpy(ms->acc[s], xa, sizeof(float) * (size_t)(T * H));
+        }
     }
     pl->stats.seconds_forward += now_s() - t0;
     pl->stats.layers_run++;
 done:
-    for (int g = 0; g < HG_N; g++) qn_hessian_free(&pl->h[g]);
+    if (st && is_moe && ms->L == L) moe_clear(pl);
+    for (int g = 0; g < HG_N; g++) if (!is_moe || ms->L != L) qn_hessian_free(&pl->h[g]);
     if (xs)
         for (int64_t i = 0; i < pl->n_samples; i++) free(xs[i]);
     free(xs);
     if (routes)
         for (int64_t i = 0; i < pl->n_samples; i++) free(routes[i]);
     free(routes);
-    pl->moe_in = NULL;
+    if (!is_moe || ms->L != L) pl->moe_in = NULL;
     free(tmp);
     qn_scratch_free(sc);
-    qn_layer_free(&layer);
+    if (!is_moe || ms->L != L) qn_layer_free(&layer);
     return st;
+}
+
+/* Makes layer L's results available: runs layers up to L (finishing an MoE layer in progress
+ * before the next one begins); module mi, when it is a routed expert of the MoE layer in progress,
+ * gets its expert processed. */
+static qn_status ensure_layer(qn_pipeline *pl, int64_t L, long mi, qn_error *err) {
+    while (pl->next_layer <= L) {
+        qn_status st = run_layer(pl, pl->next_layer, err);
+        if (st) return st;
+        pl->next_layer++;
+    }
+    if (mi < 0 || pl->moe.L != L) return QN_OK;
+    const char *rest = NULL;
+    qnx_layer_of(pl->mods[mi].name, &rest);
+    long long e;
+    int n = 0;
+    if (rest && sscanf(rest, "mlp.experts.%lld.%n", &e, &n) == 1 && n > 0) return moe_expert(pl, (int64_t)e, err);
+    return QN_OK;
 }
 
 
@@ -932,11 +1092,8 @@ qn_status qn_pipeline_tensor_hook(void *user, const qn_tensor *t, void **data, q
     if (L < 0 || L >= pl->m->cfg.num_hidden_layers || !rest) return QN_OK;
     int n = !strcmp(rest, "input_layernorm.weight") ? 0 : !strcmp(rest, "post_attention_layernorm.weight") ? 1 : -1;
     if (n < 0) return QN_OK;
-    while (pl->next_layer <= L) {
-        qn_status st = run_layer(pl, pl->next_layer, err);
-        if (st) return st;
-        pl->next_layer++;
-    }
+    qn_status st0 = ensure_layer(pl, L, -1, err);
+    if (st0) return st0;
     if (pl->sq_layer != L) return qn_error_set(err, QN_ERR_INTERNAL, "%s: SmoothQuant scales of layer %lld are gone", t->name, (long long)L);
     int64_t H = pl->m->cfg.hidden_size;
     if (qn_tensor_numel(t) != H) return QN_OK;
@@ -958,11 +1115,8 @@ qn_status qn_pipeline_kv_scales(void *user, int64_t layer, float *k_scale, float
     qn_pipeline *pl = user;
     if (!pl->kv || layer < 0 || layer >= pl->m->cfg.num_hidden_layers)
         return qn_error_set(err, QN_ERR_INTERNAL, "no KV-cache scales for layer %lld", (long long)layer);
-    while (pl->next_layer <= layer) {
-        qn_status st = run_layer(pl, pl->next_layer, err);
-        if (st) return st;
-        pl->next_layer++;
-    }
+    qn_status st = ensure_layer(pl, layer, -1, err);
+    if (st) return st;
     *k_scale = pl->k_scale[layer];
     *v_scale = pl->v_scale[layer];
     return QN_OK;
@@ -974,15 +1128,12 @@ qn_status qn_pipeline_weight_hook(void *user, size_t mi, const qn_module *m, flo
     *provided = 0;
     int64_t L = qnx_layer_of(m->name, NULL);
     if (L < 0 || L >= pl->m->cfg.num_hidden_layers || mi >= pl->n_mods) return QN_OK;
-    while (pl->next_layer <= L) {
-        qn_status st = run_layer(pl, pl->next_layer, err);
-        if (st) return st;
-        pl->next_layer++;
-    }
+    qn_status st = ensure_layer(pl, L, (long)mi, err);
+    if (st) return st;
     if (static_input(pl, (long)mi) && !pl->in_seen[mi])
-        return qn_error_set(err, QN_ERR_UNSUPPORTED, "%s: static input activations, but the calibration pipeline collected no "
-                            "statistics for this Linear (MoE experts and lm_head are not supported for static activations yet)",
-                            m->name);
+        return qn_error_set(err, QN_ERR_UNSUPPORTED, "%s: static input activations, but no calibration token reached this "
+                            "Linear (an expert the router never chose: use --calibrate-all-experts), or it lies outside "
+                            "the decoder layers (lm_head)", m->name);
     result *r = &pl->res[mi];
     if (!r->ready) {
         const qn_quant_scheme *sch = pl->plan->group_of[mi] >= 0 ? &pl->plan->groups[pl->plan->group_of[mi]] : NULL;

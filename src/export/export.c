@@ -652,7 +652,7 @@ done:
 /* Shared parameters of fused shards in one streaming step: tensor-strategy min/max (unless
  * disabled or the observer is not min/max) and the NVFP4 global-scale amax. */
 static qn_status fuse_step(const qn_module *mods, mod_plan *mp, const size_t *step_mods, size_t n_step,
-                           const qn_export_opts *o, qn_error *err) {
+                           const qn_export_opts *o, const qn_st_set *set, qn_error *err) {
     size_t cnt = n_step ? n_step : 1;
     char (*keys)[256] = calloc(cnt, sizeof *keys);
     float *mn = malloc(cnt * sizeof *mn), *mx = malloc(cnt * sizeof *mx);
@@ -684,6 +684,7 @@ static qn_status fuse_step(const qn_module *mods, mod_plan *mp, const size_t *st
                 if ((st = load_weight(mp[j].w, &w, err))) goto done;
                 minmax_f32(w, (size_t)(mods[j].out * mods[j].in), &mn[b], &mx[b]);
                 free(w);
+                qn_st_set_release(set, mp[j].w);
                 if (mn[b] < fmn) fmn = mn[b];
                 if (mx[b] > fmx) fmx = mx[b];
             }
@@ -1081,7 +1082,7 @@ qn_status qn_export_model(const char *model_dir, const char *out_dir, const qn_m
                 if (map_get(&map, mod, &mi) && mp[mi].group >= 0) step_mods[ns++] = mi;
             }
         }
-        if ((st = fuse_step(mods, mp, step_mods, ns, o, err))) goto done;
+        if ((st = fuse_step(mods, mp, step_mods, ns, o, set, err))) goto done;
         for (size_t q = k; q < e; q++) {
             const qn_tensor *t = qn_st_set_get(set, order[q]);
             size_t l = strlen(t->name), mi;
@@ -1099,6 +1100,7 @@ qn_status qn_export_model(const char *model_dir, const char *out_dir, const qn_m
                 free(repl);
             }
             if (st) goto done;
+            qn_st_set_release(set, t);   /* written: its input pages need not stay resident */
             stats->bytes_in += t->nbytes;
             bytes_done += t->nbytes;
         }

@@ -689,3 +689,25 @@ const qn_st_file *qn_st_set_file(const qn_st_set *s, size_t i) {
     return s && i < s->nfiles ? s->files[i] : NULL;
 }
 uint64_t qn_st_set_total_bytes(const qn_st_set *s) { return s ? s->total_bytes : 0; }
+
+void qn_st_set_release(const qn_st_set *s, const qn_tensor *t) {
+    if (!s || !t || !t->nbytes) return;
+    const unsigned char *p = t->data;
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0) return;
+    for (size_t i = 0; i < s->nfiles; i++) {
+        const qn_st_file *f = s->files[i];
+        const unsigned char *base = f->map;
+        if (!base || p < base || p + t->nbytes > base + f->map_size) continue;
+        /* The mapping is read-only and private, so dropping pages only means a later read faults
+         * them back in from the file (the page cache keeps them). Reads map pages in aligned 64 KiB
+         * windows ("fault-around"), neighbours included, so the whole windows go. */
+        uintptr_t win = pg > 65536 ? (uintptr_t)pg : 65536;
+        uintptr_t lo = (uintptr_t)p & ~(win - 1), hi = ((uintptr_t)(p + t->nbytes) + win - 1) & ~(win - 1);
+        uintptr_t b0 = (uintptr_t)base, end = ((uintptr_t)(base + f->map_size) + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1);
+        if (lo < b0) lo = b0;   /* the mapping itself starts page-aligned */
+        if (hi > end) hi = end;
+        if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        return;
+    }
+}

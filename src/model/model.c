@@ -217,6 +217,7 @@ static qn_status load_f32(const qn_model *m, const char *name, float **out, qn_e
     if (!p) return qn_error_set(err, QN_ERR_NOMEM, "out of memory loading '%s'", name);
     qn_status st = qn_tensor_to_f32(t, p, err);
     if (st) { free(p); return st; }
+    qn_st_set_release(m->tensors, t);   /* the fp32 copy is what is used from here on */
     *out = p;
     return QN_OK;
 }
@@ -275,7 +276,30 @@ static void free_linear(qn_linear *l) {
     l->w = l->b = NULL;
 }
 
+qn_status qn_expert_load(const qn_model *m, int64_t layer, int64_t e, qn_linear ex[3], qn_error *err) {
+    const qn_model_config *c = &m->cfg;
+    memset(ex, 0, 3 * sizeof *ex);
+    if (layer < 0 || layer >= c->num_hidden_layers || !qn_config_layer_is_moe(c, layer) || e < 0 || e >= c->num_experts)
+        return qn_error_set(err, QN_ERR_INVALID_ARG, "no expert %lld in layer %lld", (long long)e, (long long)layer);
+    int64_t H = c->hidden_size, Im = c->moe_intermediate_size;
+    char name[256];
+    for (int p = 0; p < 3; p++) {
+        snprintf(name, sizeof name, "model.layers.%lld.mlp.experts.%lld.%s", (long long)layer, (long long)e, k_mlp_proj[p]);
+        qn_status st = load_linear(m, name, p == 2 ? H : Im, p == 2 ? Im : H, 0, &ex[p], err);
+        if (st) { qn_expert_free(ex); return st; }
+    }
+    return QN_OK;
+}
+
+void qn_expert_free(qn_linear ex[3]) {
+    for (int p = 0; p < 3; p++) free_linear(&ex[p]);
+}
+
 qn_status qn_layer_load(const qn_model *m, int64_t index, qn_layer *l, qn_error *err) {
+    return qn_layer_load_ex(m, index, 0, l, err);
+}
+
+qn_status qn_layer_load_ex(const qn_model *m, int64_t index, unsigned flags, qn_layer *l, qn_error *err) {
     memset(l, 0, sizeof *l);
     l->index = index;
     const qn_model_config *c = &m->cfg;
@@ -294,7 +318,7 @@ qn_status qn_layer_load(const qn_model *m, int64_t index, qn_layer *l, qn_error 
     }
     if (l->is_moe) {
         qn_moe *moe = &l->moe;
-        int64_t Im = c->moe_intermediate_size, E = c->num_experts;
+        int64_t E = c->num_experts;
         moe->n_experts = E;
         moe->top_k = c->num_experts_per_tok;
         snprintf(name, sizeof name, "model.layers.%lld.mlp.gate", (long long)index);
@@ -303,13 +327,12 @@ qn_status qn_layer_load(const qn_model *m, int64_t index, qn_layer *l, qn_error 
             snprintf(name, sizeof name, "model.layers.%lld.mlp.gate.e_score_correction_bias", (long long)index);
             if ((st = load_f32(m, name, &moe->score_bias, err))) goto fail;
         }
-        moe->experts = calloc((size_t)E * 3, sizeof *moe->experts);
-        if (!moe->experts) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for %lld experts", (long long)E); goto fail; }
-        for (int64_t e = 0; e < E; e++)
-            for (int p = 0; p < 3; p++) {
-                snprintf(name, sizeof name, "model.layers.%lld.mlp.experts.%lld.%s", (long long)index, (long long)e, k_mlp_proj[p]);
-                if ((st = load_linear(m, name, p == 2 ? H : Im, p == 2 ? Im : H, 0, &moe->experts[3 * e + p], err))) goto fail;
-            }
+        if (!(flags & QN_LOAD_NO_EXPERTS)) {
+            moe->experts = calloc((size_t)E * 3, sizeof *moe->experts);
+            if (!moe->experts) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for %lld experts", (long long)E); goto fail; }
+            for (int64_t e = 0; e < E; e++)
+                if ((st = qn_expert_load(m, index, e, &moe->experts[3 * e], err))) goto fail;
+        }
         if (c->n_shared_experts > 0) {
             int64_t S = moe_shared_width(c);
             moe->has_shared = 1;
@@ -704,6 +727,26 @@ static void moe_route(const qn_model_config *c, const qn_moe *moe, int64_t T, qn
     }
 }
 
+qn_status qn_moe_expert_add(const qn_model_config *c, const qn_linear ex[3], int64_t e, const float *xn, int64_t T,
+                            const int32_t *sel, const float *w, int64_t k, float *x, qn_scratch *s, qn_error *err) {
+    int64_t H = c->hidden_size, n = 0;
+    if (T > s->max_t || !s->etok)
+        return qn_error_set(err, QN_ERR_INVALID_ARG, "expert %lld: %lld tokens exceed the scratch", (long long)e, (long long)T);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < k; j++)
+            if (sel[t * k + j] == e) { s->etok[n] = (int32_t)t; s->ew[n] = w[t * k + j]; n++; }
+    if (!n) return QN_OK;
+    for (int64_t i = 0; i < n; i++) memcpy(s->xg + i * H, xn + (int64_t)s->etok[i] * H, sizeof(float) * H);
+    qn_status st = swiglu(&ex[0], &ex[1], &ex[2], s->xg, n, s->gate, s->up, s->eo, err);
+    if (st) return st;
+    for (int64_t i = 0; i < n; i++) {
+        float *xr = x + (int64_t)s->etok[i] * H, wt = s->ew[i];
+        const float *o = s->eo + i * H;
+        for (int64_t h = 0; h < H; h++) xr[h] += wt * o[h];
+    }
+    return QN_OK;
+}
+
 /* MoE MLP: route, run each expert on the tokens routed to it, add the weighted outputs (and the
  * shared expert) to x. */
 static qn_status moe_forward(const qn_model_config *c, const qn_moe *moe, float *x, const float *xn, int64_t T,
@@ -712,21 +755,9 @@ static qn_status moe_forward(const qn_model_config *c, const qn_moe *moe, float 
     linear_apply(&moe->router, xn, T, s->rlogits);
     moe_route(c, moe, T, s);
     s->last_k = k;
-    for (int64_t e = 0; e < E; e++) {
-        int64_t n = 0;
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t j = 0; j < k; j++)
-                if (s->rsel[t * k + j] == e) { s->etok[n] = (int32_t)t; s->ew[n] = s->rw[t * k + j]; n++; }
-        if (!n) continue;
-        for (int64_t i = 0; i < n; i++) memcpy(s->xg + i * H, xn + (int64_t)s->etok[i] * H, sizeof(float) * H);
-        const qn_linear *ex = &moe->experts[3 * e];
-        qn_status st = swiglu(&ex[0], &ex[1], &ex[2], s->xg, n, s->gate, s->up, s->eo, err);
+    for (int64_t e = 0; e < E && moe->experts; e++) {
+        qn_status st = qn_moe_expert_add(c, &moe->experts[3 * e], e, xn, T, s->rsel, s->rw, k, x, s, err);
         if (st) return st;
-        for (int64_t i = 0; i < n; i++) {
-            float *xr = x + (int64_t)s->etok[i] * H, w = s->ew[i];
-            const float *o = s->eo + i * H;
-            for (int64_t h = 0; h < H; h++) xr[h] += w * o[h];
-        }
     }
     if (moe->has_shared) {
         qn_status st = swiglu(&moe->shared[0], &moe->shared[1], &moe->shared[2], xn, T, s->gate, s->up, s->tmp, err);
