@@ -775,6 +775,18 @@ static void test_resolve_errors(void **state) {
     resolve_ok(r, &l, &p);
     qn_recipe_plan_free(&p);
     qn_recipe_free(r);
+    /* a regex target that matches nothing, beside one that does: reported, not an error (the
+     * seed recipe's "re:(?!.*experts).*Linear" never matches a module name) */
+    r = parse_ok("QuantizationModifier:\n  ignore: [lm_head]\n  config_groups:\n"
+                 "    a: {targets: [\"re:.*experts\\\\..*\"], weights: {num_bits: 8}}\n"
+                 "    b: {targets: [\"re:(?!.*experts).*Linear\", Linear], weights: {num_bits: 4}}\n", 0);
+    resolve_ok(r, &l, &p);
+    assert_int_equal(p.n_unmatched_targets, 2);
+    has(p.unmatched_targets[0], "target 're:.*experts\\..*' (config group 'a') matches no module of the model");
+    has(p.unmatched_targets[1], "target 're:(?!.*experts).*Linear' (config group 'b')");
+    assert_int_equal(group_of(&p, &l, "model.layers.0.self_attn.q_proj"), 1);
+    qn_recipe_plan_free(&p);
+    qn_recipe_free(r);
     /* targets matching only non-Linear modules, or only ignored ones */
     resolve_fail("QuantizationModifier:\n  targets: [\"re:.*norm$\"]\n  scheme: W4A16\n", &l, QN_ERR_NOT_FOUND,
                  "quantizes no module", NULL);

@@ -129,9 +129,13 @@ typedef struct {
                                      * allowed, as in llm-compressor / compressed-tensors, which
                                      * never check them; a CLI may warn about them */
     size_t n_unmatched_ignore;
+    const char **unmatched_targets; /* owned messages: "re:" targets matching no module (their
+                                     * modifier quantizes other modules); a CLI warns about them */
+    size_t n_unmatched_targets;
 } qn_recipe_plan;
 
-/* Errors (naming the recipe, the modifier and the entry): a target that matches no module, a
+/* Errors (naming the recipe, the modifier and the entry): an exact-name target that matches no
+ * module (or a "re:" one whose modifier then quantizes nothing), a
  * quantizing modifier that quantizes no Linear module, group-quantized weights whose `in` is not a
  * multiple of group_size (unless bypass_divisibility_checks), a regex that does not compile or fails
  * to match, fused shards (q/k/v, gate/up, q_a/kv_a) of one layer or the experts of one MoE layer
@@ -139,5 +143,65 @@ typedef struct {
 qn_status qn_recipe_resolve(const qn_recipe *r, const qn_module *mods, size_t n, qn_recipe_plan *plan,
                             qn_error *err);
 void qn_recipe_plan_free(qn_recipe_plan *plan);
+
+/* ========================================================================================== */
+/* vLLM compatibility check (src/recipe/vllm_compat.c)                                        */
+/*                                                                                            */
+/* What a resolved plan would write, checked before anything is written against what vLLM     */
+/* does not load or run (docs/compressed-tensors-format.md §6.5, plus §6.3a MoE and §6.4 KV   */
+/* cache). The library only returns the messages; `quench compress` prints each as a warning  */
+/* (or, with --strict-vllm, refuses to write).                                                */
+/*                                                                                            */
+/*   qn_vllm_check_opts vo = {.sparse_format = "dense"};                                      */
+/*   qn_vllm_warnings w;                                                                      */
+/*   if (qn_vllm_check(recipe, &plan, mods, n, &vo, &w, &err)) ... err.msg ...;               */
+/*   for (size_t i = 0; i < w.n; i++) fprintf(stderr, "warning: %s\n", w.items[i].message);   */
+/*   qn_vllm_warnings_free(&w);                                                               */
+/* ========================================================================================== */
+
+typedef enum {
+    QN_VLLM_DENSE_FORMAT,     /* a quantized group stored format "dense" (fake-quantized, frozen) */
+    QN_VLLM_INT_TENSOR,       /* weight-only int weights with strategy tensor (or block / tensor_group) */
+    QN_VLLM_INT_UNPACKED,     /* weight-only int weights stored naive/int-quantized (not packed) */
+    QN_VLLM_ASYM_WEIGHTS,     /* asymmetric weights with input activations (W8A8 int8/fp8), or fp weights */
+    QN_VLLM_WNA16_BITS,       /* weight-only int weights of num_bits other than 4 or 8 */
+    QN_VLLM_MARLIN_GROUP,     /* weight-only int group_size other than 32, 64, 128 (or channel) */
+    QN_VLLM_SPARSE24,         /* a SparseGPTModifier with mask_structure "2:4" (either sparse layout) */
+    QN_VLLM_MARLIN24,         /* a group stored format "marlin-24" */
+    QN_VLLM_KV_CACHE,         /* kv_cache_scheme other than fp8 per-tensor symmetric (§6.4) */
+    QN_VLLM_MOE_SCHEME,       /* MoE experts whose scheme no group targeting "Linear" carries (§6.3a) */
+    QN_VLLM_ROUTER,           /* a MoE router (mlp.gate, mlp.shared_expert_gate) quantized (§6.3a) */
+    QN_VLLM_RULE_COUNT
+} qn_vllm_rule;
+
+const char *qn_vllm_rule_name(qn_vllm_rule r);   /* "dense-format", "int-tensor", ... */
+
+typedef struct {
+    const char *format;          /* NULL, or the format forced on every quantized module (as
+                                  * qn_export_opts.format); NULL: each group's own or inferred one */
+    const char *sparse_format;   /* 2:4 output layout (--sparse-format): NULL or "dense", or
+                                  * "sparse-24-bitmask" */
+    int ct_version;              /* 0: QN_CT_VERSION_DEFAULT (as qn_export_opts.ct_version) */
+} qn_vllm_check_opts;
+
+typedef struct {
+    qn_vllm_rule rule;
+    char *message;               /* one line: the recipe, the config group (its recipe path and the
+                                  * group_N name it is written under, its Linear count and first
+                                  * module) or setting, and the vLLM limitation it runs into */
+} qn_vllm_warning;
+
+typedef struct {
+    qn_vllm_warning *items;
+    size_t n;
+} qn_vllm_warnings;
+
+/* Checks the plan (qn_recipe_resolve of `r` on mods[0..n)) against vLLM's limits. Only config
+ * groups that own at least one module are checked; one warning per group and rule, one per
+ * SparseGPTModifier for 2:4, one for all quantized routers. *out is filled (n = 0: nothing to
+ * report) and freed with qn_vllm_warnings_free; errors only for bad arguments or memory. */
+qn_status qn_vllm_check(const qn_recipe *r, const qn_recipe_plan *plan, const qn_module *mods, size_t n,
+                        const qn_vllm_check_opts *opts, qn_vllm_warnings *out, qn_error *err);
+void qn_vllm_warnings_free(qn_vllm_warnings *w);
 
 #endif

@@ -21,7 +21,10 @@
  *    scheme, a later one that ignores it leaves it alone (initialize_quantization resets only the
  *    modules it targets and does not ignore).
  * Checks beyond CT (which only warns about unmatched targets and never checks ignore entries):
- *  - a target that matches no module at all is an error; an ignore entry that matches nothing is
+ *  - an exact-name target that matches no module at all is an error (a typo); a "re:" target that
+ *    matches nothing is listed in plan->unmatched_targets (recipes are shared between models,
+ *    e.g. "re:.*experts.*" on a dense model) unless its modifier then quantizes nothing, which is
+ *    an error naming it; an ignore entry that matches nothing is
  *    allowed (recipes are shared between dense and MoE models, e.g. "re:.*mlp.gate$") and listed in
  *    plan->unmatched_ignore;
  *  - a quantizing modifier whose groups quantize no Linear module is an error;
@@ -172,6 +175,8 @@ void qn_recipe_plan_free(qn_recipe_plan *plan) {
     free(plan->group_of);
     free(plan->ignored);
     free((void *)plan->unmatched_ignore);
+    for (size_t i = 0; i < plan->n_unmatched_targets; i++) free((void *)plan->unmatched_targets[i]);
+    free((void *)plan->unmatched_targets);
     memset(plan, 0, sizeof *plan);
 }
 
@@ -355,20 +360,48 @@ static qn_status resolve_modifier(resolver *R, const qn_modifier *m) {
                           r->name, m->path, n_indiv, n_indiv > 1 ? "s have" : " has", indiv);
         goto out;
     }
-    /* every target must match some module (in the order they are written) */
+    /* every exact-name target must match some module (in the order they are written); a regex
+     * target that matches nothing is reported (plan->unmatched_targets) unless the modifier then
+     * quantizes nothing at all */
+    const char *first_rx = NULL, *first_rx_group = NULL;
     for (size_t g = 0; g < m->n_groups; g++)
         for (size_t t = 0; t < m->groups[g].n_targets; t++) {
             const char *s = m->groups[g].targets[t];
             for (int k = 0; k < ne; k++)
                 if (!strcmp(ent[k].s, s) && !ent[k].used) {
-                    st = qn_error_set(R->err, QN_ERR_NOT_FOUND,
-                                      "%s: %s: target '%s' (config group '%s') matches no module of the model",
-                                      r->name, m->path, s, m->group_names[g]);
-                    goto out;
+                    if (strncmp(s, "re:", 3)) {
+                        st = qn_error_set(R->err, QN_ERR_NOT_FOUND,
+                                          "%s: %s: target '%s' (config group '%s') matches no module of the model",
+                                          r->name, m->path, s, m->group_names[g]);
+                        goto out;
+                    }
+                    if (!first_rx) { first_rx = s; first_rx_group = m->group_names[g]; }
+                    char msg[768];
+                    snprintf(msg, sizeof msg, "%s: %s: target '%s' (config group '%s') matches no module of the model "
+                             "(a \"re:\" target is matched against module names only, as compressed-tensors does; "
+                             "class names such as Linear match only as plain targets)", r->name, m->path, s,
+                             m->group_names[g]);
+                    char *dup = strdup(msg);
+                    const char **nv = dup ? realloc((void *)R->plan->unmatched_targets,
+                                                     (R->plan->n_unmatched_targets + 1) * sizeof *nv) : NULL;
+                    if (!nv) {
+                        free(dup);
+                        st = qn_error_set(R->err, QN_ERR_NOMEM, "out of memory");
+                        goto out;
+                    }
+                    nv[R->plan->n_unmatched_targets++] = dup;
+                    R->plan->unmatched_targets = nv;
+                    break;
                 }
         }
     int any_content = 0;
     for (size_t g = 0; g < m->n_groups; g++) any_content |= !group_empty(&m->groups[g]);
+    if (any_content && !assigned && first_rx) {
+        st = qn_error_set(R->err, QN_ERR_NOT_FOUND,
+                          "%s: %s: target '%s' (config group '%s') matches no module of the model, so the modifier "
+                          "quantizes nothing", r->name, m->path, first_rx, first_rx_group);
+        goto out;
+    }
     if (any_content && !assigned) {
         st = qn_error_set(R->err, QN_ERR_NOT_FOUND,
                           "%s: %s: quantizes no module: its targets match only ignored modules or "
