@@ -120,6 +120,16 @@ qn_status qn_layer_forward(const qn_model_config *cfg, const qn_layer *l, float 
                            int64_t pos0, qn_kv_layer *kv, qn_scratch *s, qn_linear_hook hook,
                            void *hook_user, qn_error *err);
 
+/* Block outputs without the residual (x unchanged, no KV cache, positions 0..T-1), for searches
+ * that compare a block's output under different weights (AWQ):
+ *   attn: out[T, H] = o_proj(attention(input_layernorm(x))), x = the layer input;
+ *   mlp:  out[T, H] = mlp(post_attention_layernorm(x)), x = the residual stream after attention
+ *         (an MoE block: router, the resident routed experts, shared expert). */
+qn_status qn_layer_attn_forward(const qn_model_config *cfg, const qn_layer *l, const float *x, int64_t T,
+                                float *out, qn_scratch *s, qn_error *err);
+qn_status qn_layer_mlp_forward(const qn_model_config *cfg, const qn_layer *l, const float *x, int64_t T,
+                               float *out, qn_scratch *s, qn_error *err);
+
 /* The routing of the last MoE layer run with this scratch: sel [T, top_k] expert ids in selection
  * order and w [T, top_k] their weights; returns top_k, or 0 when no MoE layer ran. */
 int64_t qn_scratch_last_routing(const qn_scratch *s, const int32_t **sel, const float **w);

@@ -767,9 +767,10 @@ static qn_status moe_forward(const qn_model_config *c, const qn_moe *moe, float 
     return QN_OK;
 }
 
-qn_status qn_layer_forward(const qn_model_config *c, const qn_layer *l, float *x, int64_t T, int64_t pos0,
-                           qn_kv_layer *kv, qn_scratch *s, qn_linear_hook hook, void *hook_user,
-                           qn_error *err) {
+/* The attention block: out[T, H] = o_proj(attention(norm(x))) (x unchanged). */
+static qn_status attn_block(const qn_model_config *c, const qn_layer *l, const float *x, int64_t T, int64_t pos0,
+                            qn_kv_layer *kv, qn_scratch *s, qn_linear_hook hook, void *hook_user, float *out,
+                            qn_error *err) {
     int64_t H = c->hidden_size, hd = c->head_dim;
     int64_t nh = c->num_attention_heads, nkv = c->num_key_value_heads, ks = nkv * hd;
     if (T <= 0 || T > s->max_t || pos0 < 0 || pos0 + T > s->max_ctx || (!kv && pos0 != 0) ||
@@ -778,7 +779,6 @@ qn_status qn_layer_forward(const qn_model_config *c, const qn_layer *l, float *x
                             "layer %lld: %lld tokens at position %lld exceed the context (%lld)",
                             (long long)l->index, (long long)T, (long long)pos0,
                             (long long)(kv ? kv->cap : s->max_ctx));
-    /* attention block */
     rmsnorm_rows(s->xn, x, l->attn_norm, T, H, c->rms_norm_eps);
     if (hook) hook(hook_user, l->index, QN_LIN_Q, s->xn, T, H);
     float *kdst = kv ? kv->k + pos0 * ks : s->k;
@@ -798,24 +798,53 @@ qn_status qn_layer_forward(const qn_model_config *c, const qn_layer *l, float *x
     if (l->v_scale > 0) fp8_cache_rows(vdst, T * ks, l->v_scale);
     attention(c, s->q, kv ? kv->k : s->k, kv ? kv->v : s->v, T, pos0, s->att, s);
     if (hook) hook(hook_user, l->index, QN_LIN_O, s->att, T, nh * hd);
-    linear_apply(&l->lin[QN_LIN_O], s->att, T, s->tmp);
-    add_inplace(x, s->tmp, T * H);
-    /* MLP block */
-    rmsnorm_rows(s->xn, x, l->mlp_norm, T, H, c->rms_norm_eps);
-    if (hook) hook(hook_user, l->index, QN_LIN_GATE, s->xn, T, H);
-    if (l->is_moe) {
-        return moe_forward(c, &l->moe, x, s->xn, T, s, err);
-    }
+    linear_apply(&l->lin[QN_LIN_O], s->att, T, out);
+    return QN_OK;
+}
+
+/* The dense MLP block: out[T, H] = down(silu(gate(xn)) * up(xn)) for the normed input xn. */
+static qn_status mlp_block(const qn_model_config *c, const qn_layer *l, const float *xn, int64_t T, qn_scratch *s,
+                           qn_linear_hook hook, void *hook_user, float *out, qn_error *err) {
+    (void)c;
     int64_t inter = l->lin[QN_LIN_GATE].out;
-    linear_apply(&l->lin[QN_LIN_GATE], s->xn, T, s->gate);
-    linear_apply(&l->lin[QN_LIN_UP], s->xn, T, s->up);
+    linear_apply(&l->lin[QN_LIN_GATE], xn, T, s->gate);
+    linear_apply(&l->lin[QN_LIN_UP], xn, T, s->up);
 #pragma omp parallel for if (T * inter > 65536)
     for (int64_t i = 0; i < T * inter; i++) {
         float g = s->gate[i];
         s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
     }
     if (hook) hook(hook_user, l->index, QN_LIN_DOWN, s->gate, T, inter);
-    linear_apply(&l->lin[QN_LIN_DOWN], s->gate, T, s->tmp);
+    linear_apply(&l->lin[QN_LIN_DOWN], s->gate, T, out);
+    return QN_OK;
+}
+
+qn_status qn_layer_attn_forward(const qn_model_config *c, const qn_layer *l, const float *x, int64_t T, float *out,
+                                qn_scratch *s, qn_error *err) {
+    return attn_block(c, l, x, T, 0, NULL, s, NULL, NULL, out, err);
+}
+
+qn_status qn_layer_mlp_forward(const qn_model_config *c, const qn_layer *l, const float *x, int64_t T, float *out,
+                               qn_scratch *s, qn_error *err) {
+    if (T <= 0 || T > s->max_t) return qn_error_set(err, QN_ERR_INVALID_ARG, "layer %lld: %lld tokens exceed the scratch", (long long)l->index, (long long)T);
+    rmsnorm_rows(s->xn, x, l->mlp_norm, T, c->hidden_size, c->rms_norm_eps);
+    if (!l->is_moe) return mlp_block(c, l, s->xn, T, s, NULL, NULL, out, err);
+    memset(out, 0, sizeof(float) * (size_t)(T * c->hidden_size));
+    return moe_forward(c, &l->moe, out, s->xn, T, s, err);
+}
+
+qn_status qn_layer_forward(const qn_model_config *c, const qn_layer *l, float *x, int64_t T, int64_t pos0,
+                           qn_kv_layer *kv, qn_scratch *s, qn_linear_hook hook, void *hook_user,
+                           qn_error *err) {
+    int64_t H = c->hidden_size;
+    qn_status st = attn_block(c, l, x, T, pos0, kv, s, hook, hook_user, s->tmp, err);
+    if (st) return st;
+    add_inplace(x, s->tmp, T * H);
+    /* MLP block */
+    rmsnorm_rows(s->xn, x, l->mlp_norm, T, H, c->rms_norm_eps);
+    if (hook) hook(hook_user, l->index, QN_LIN_GATE, s->xn, T, H);
+    if (l->is_moe) return moe_forward(c, &l->moe, x, s->xn, T, s, err);
+    if ((st = mlp_block(c, l, s->xn, T, s, hook, hook_user, s->tmp, err))) return st;
     add_inplace(x, s->tmp, T * H);
     return QN_OK;
 }
