@@ -123,11 +123,12 @@ qn_status qn_layer_forward(const qn_model_config *cfg, const qn_layer *l, float 
 /* Block outputs without the residual (x unchanged, no KV cache, positions 0..T-1), for searches
  * that compare a block's output under different weights (AWQ):
  *   attn: out[T, H] = o_proj(attention(input_layernorm(x))), x = the layer input;
- *   mlp:  out[T, H] = mlp(post_attention_layernorm(x)), x = the residual stream after attention
- *         (an MoE block: router, the resident routed experts, shared expert). */
+ *   mlp:  out[T, H] = mlp(xn), xn = the MLP's normed input (post_attention_layernorm's output;
+ *         an MoE block: router, the resident routed experts, shared expert).
+ * out must not be one of the scratch's buffers. */
 qn_status qn_layer_attn_forward(const qn_model_config *cfg, const qn_layer *l, const float *x, int64_t T,
                                 float *out, qn_scratch *s, qn_error *err);
-qn_status qn_layer_mlp_forward(const qn_model_config *cfg, const qn_layer *l, const float *x, int64_t T,
+qn_status qn_layer_mlp_forward(const qn_model_config *cfg, const qn_layer *l, const float *xn, int64_t T,
                                float *out, qn_scratch *s, qn_error *err);
 
 /* The routing of the last MoE layer run with this scratch: sel [T, top_k] expert ids in selection

@@ -64,6 +64,10 @@ typedef struct {
 typedef struct {
     int64_t layers_run;
     int64_t gptq_linears, rtn_fallback_linears, pruned_linears;
+    int64_t awq_mappings;           /* AWQ mapping instances searched and folded */
+    int64_t awq_skipped;            /* MoE MLP mappings left out (the parent is the whole MoE block) */
+    double awq_loss, awq_loss_identity;   /* summed parent-output MSE: chosen scales / no scaling */
+    double seconds_awq;
     int64_t experts_streamed;       /* routed experts loaded, calibrated, quantized and freed one at a time */
     int64_t rtn_fallback_experts;   /* routed-only: experts no calibration token reached */
     int64_t samples, tokens;

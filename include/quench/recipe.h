@@ -93,7 +93,7 @@ qn_status qn_recipe_parse(const char *yaml, size_t len, const char *name_for_err
 /* The modifiers qn_recipe_parse / qn_recipe_load accept. */
 #define QN_RECIPE_SUPPORTED \
     (QN_RECIPE_ALLOW(QN_MOD_QUANTIZATION) | QN_RECIPE_ALLOW(QN_MOD_GPTQ) | QN_RECIPE_ALLOW(QN_MOD_SPARSEGPT) | \
-     QN_RECIPE_ALLOW(QN_MOD_SMOOTHQUANT))
+     QN_RECIPE_ALLOW(QN_MOD_SMOOTHQUANT) | QN_RECIPE_ALLOW(QN_MOD_AWQ))
 
 qn_status qn_recipe_parse_ex(const char *yaml, size_t len, const char *name_for_errors, unsigned flags,
                              qn_recipe **out, qn_error *err);

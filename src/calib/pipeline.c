@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "quench/algo.h"
+#include "quench/awq.h"
 #include "quench/model.h"
 #include "export/export_internal.h"
 
@@ -34,6 +35,7 @@ typedef struct {
     qn_qparams p;
     int32_t *g_idx;
     int ready;
+    float *fw, *fb;    /* AWQ-rescaled float weight of an unquantized module / bias of any, for the tensor hook */
 } result;
 
 /* An MoE layer whose attention, router and shared expert are done and whose routed experts are
@@ -83,6 +85,8 @@ struct qn_pipeline {
     int want_range[HG_N];
     const qn_quant_args *kv;     /* kv_cache_scheme, NULL if none */
     const qn_modifier *sq;       /* SmoothQuantModifier, NULL if none */
+    const qn_modifier *awq;      /* AWQModifier, NULL if none */
+    int awq_map[4];              /* which mapping kinds it applies (AWQ_QKV ..) */
     int sq_map[2];               /* mapping 0: q/k/v <- input_layernorm; 1: gate/up <- post_attention_layernorm */
     float *sq_amax[2];           /* per-channel max |x| of the smoothed inputs [H] (this layer) */
     float *sq_norm[2];           /* rescaled norm weights of layer sq_layer [H] */
@@ -141,6 +145,7 @@ static double param_num(const qn_modifier *md, const char *key, double def) {
 static qn_status plan_pruning(qn_pipeline *pl, qn_error *err);
 static void moe_clear(qn_pipeline *pl);
 static qn_status plan_smoothquant(qn_pipeline *pl, qn_error *err);
+static qn_status plan_awq(qn_pipeline *pl, qn_error *err);
 
 /* The fp32 activations of sample s: the stored array itself, or (bf16 storage) pl->xbuf. */
 static float *act_load(qn_pipeline *pl, int64_t s) {
@@ -197,6 +202,8 @@ void qn_pipeline_free(qn_pipeline *pl) {
         for (size_t i = 0; i < pl->n_mods; i++) {
             free(pl->res[i].w);
             free(pl->res[i].g_idx);
+            free(pl->res[i].fw);
+            free(pl->res[i].fb);
             if (pl->res[i].ready) qn_qparams_free(&pl->res[i].p);
         }
     free(pl->res);
@@ -297,6 +304,7 @@ qn_status qn_pipeline_create(const char *model_dir, const qn_recipe *recipe, con
         pl->map_bytes = total ? total : 1;
     }
     if ((st = plan_smoothquant(pl, err))) goto fail;
+    if ((st = plan_awq(pl, err))) goto fail;
     pl->xbuf = malloc(sizeof(float) * (size_t)((pl->max_t ? pl->max_t : 1) * H));
     if (!pl->xbuf) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto fail; }
     size_t off = 0;
@@ -609,6 +617,255 @@ static qn_status smooth_layer(qn_pipeline *pl, int64_t L, qn_layer *layer, qn_sc
     }
     pl->sq_layer = L;
     return QN_OK;
+}
+
+/* ---------- AWQ ---------- */
+
+/* The four mapping kinds quench applies (llm-compressor's default list for the Llama family):
+ * 0 input_layernorm -> q/k/v (parent: the attention block), 1 v_proj -> o_proj (parent o_proj;
+ * skipped under grouped-query attention), 2 post_attention_layernorm -> gate/up (parent: the MLP),
+ * 3 up_proj -> down_proj (parent down_proj). */
+enum { AWQ_QKV, AWQ_VO, AWQ_GATEUP, AWQ_DOWN, AWQ_N };
+static const char *const k_awq_smooth[AWQ_N] = {"input_layernorm", "self_attn.v_proj", "post_attention_layernorm",
+                                                "mlp.up_proj"};
+
+static qn_status plan_awq(qn_pipeline *pl, qn_error *err) {
+    for (size_t k = 0; k < qn_recipe_modifier_count(pl->recipe); k++) {
+        const qn_modifier *md = qn_recipe_modifier(pl->recipe, k);
+        if (md->kind != QN_MOD_AWQ) continue;
+        if (pl->awq) return qn_error_set(err, QN_ERR_UNSUPPORTED, "recipe: more than one AWQModifier");
+        pl->awq = md;
+        const cJSON *maps = cJSON_GetObjectItemCaseSensitive(md->params, "mappings");
+        if (!maps || cJSON_IsNull(maps)) {
+            for (int n = 0; n < AWQ_N; n++) pl->awq_map[n] = 1;
+        } else {
+            for (const cJSON *e = maps->child; e; e = e->next) {
+                const cJSON *sm = cJSON_GetObjectItemCaseSensitive(e, "smooth_layer");
+                int hit = -1;
+                for (int n = 0; n < AWQ_N && hit < 0; n++) {
+                    char name[128];
+                    snprintf(name, sizeof name, "model.layers.0.%s", k_awq_smooth[n]);
+                    qn_module mod = {name, n % 2 ? "Linear" : "RMSNorm", 0, 0};
+                    int r = qn_target_matches(sm->valuestring, &mod, err);
+                    if (r < 0) return QN_ERR_FORMAT;
+                    if (r) hit = n;
+                }
+                if (hit < 0)
+                    return qn_error_set(err, QN_ERR_UNSUPPORTED, "AWQModifier: mapping smooth_layer '%s' is not supported (supported: "
+                                        "input_layernorm -> q/k/v_proj, v_proj -> o_proj, post_attention_layernorm -> "
+                                        "gate/up_proj, up_proj -> down_proj)", sm->valuestring);
+                pl->awq_map[hit] = 1;
+            }
+        }
+        if (!pl->smoothed) pl->smoothed = calloc(pl->n_mods ? pl->n_mods : 1, 1);
+        int64_t H = pl->m->cfg.hidden_size;
+        for (int n = 0; n < 2; n++)
+            if (!pl->sq_norm[n] && !(pl->sq_norm[n] = malloc(sizeof(float) * (size_t)H))) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+        if (!pl->smoothed) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+        pl->sq_layer = -1;
+    }
+    return QN_OK;
+}
+
+typedef struct {
+    qn_pipeline *pl;
+    qn_layer *layer;
+    qn_scratch *sc;
+    int kind;
+    const qn_linear_id *ids;
+    int nb;
+    float **orig;    /* [samples] the parent's original output */
+    float **xin;     /* [samples] the MLP's normed input (kind AWQ_GATEUP) */
+    float *buf;
+} awq_ctx;
+
+static qn_status awq_block_loss(void *user, const float *const *wq, int n, double *loss, qn_error *err) {
+    awq_ctx *a = user;
+    qn_pipeline *pl = a->pl;
+    const qn_model_config *c = &pl->m->cfg;
+    float *saved[8];
+    for (int b = 0; b < a->nb && b < n; b++) { saved[b] = a->layer->lin[a->ids[b]].w; a->layer->lin[a->ids[b]].w = (float *)wq[b]; }
+    double sse = 0, cnt = 0;
+    qn_status st = QN_OK;
+    for (int64_t s = 0; s < pl->n_samples && !st; s++) {
+        int64_t T = pl->len[s];
+        st = a->kind == AWQ_QKV ? qn_layer_attn_forward(c, a->layer, act_load(pl, s), T, a->buf, a->sc, err)
+                                : qn_layer_mlp_forward(c, a->layer, a->xin[s], T, a->buf, a->sc, err);
+        if (st) break;
+        sse += qn_awq_sse(a->buf, a->orig[s], (size_t)(T * c->hidden_size));
+        cnt += (double)(T * c->hidden_size);
+    }
+    for (int b = 0; b < a->nb && b < n; b++) a->layer->lin[a->ids[b]].w = saved[b];
+    *loss = cnt > 0 ? sse / cnt : 0;
+    return st;
+}
+
+typedef struct {
+    qn_pipeline *pl;
+    qn_awq_xmean xm[AWQ_N];
+    qn_hessian g[AWQ_N];   /* Gram of the o_proj / down_proj inputs */
+    float **xin;           /* MLP normed inputs */
+    int64_t cur;
+    qn_status st;
+    qn_error *err;
+} awq_stats;
+
+static void awq_hook(void *user, int64_t layer, qn_linear_id id, const float *x, int64_t T, int64_t in) {
+    (void)layer;
+    awq_stats *a = user;
+    if (a->st) return;
+    int kind = id == QN_LIN_Q ? AWQ_QKV : id == QN_LIN_O ? AWQ_VO : id == QN_LIN_GATE ? AWQ_GATEUP : id == QN_LIN_DOWN ? AWQ_DOWN : -1;
+    if (kind < 0 || !a->xm[kind].sum) return;
+    if ((a->st = qn_awq_xmean_add(&a->xm[kind], x, T, in, a->err))) return;
+    if (a->g[kind].h) a->st = qn_hessian_add(&a->g[kind], x, T, in, 1, a->err);
+    if (kind == AWQ_GATEUP && a->xin) {
+        float *b = malloc(sizeof(float) * (size_t)(T * in));
+        if (!b) { a->st = qn_error_set(a->err, QN_ERR_NOMEM, "out of memory for the AWQ inputs"); return; }
+        memcpy(b, x, sizeof(float) * (size_t)(T * in));
+        free(a->xin[a->cur]);
+        a->xin[a->cur] = b;
+    }
+}
+
+/* Keeps a module's AWQ-rescaled weight (and bias) for the exporter: quantized modules through
+ * quantize_linear (pl->smoothed), unquantized ones (e.g. an ignored gate_proj) as their new
+ * float weight via the tensor hook. */
+static qn_status awq_keep(qn_pipeline *pl, int64_t L, qn_linear_id id, const qn_linear *lin, int bias, qn_error *err) {
+    char name[256];
+    snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)L, qn_linear_name(id));
+    long mi = find_module(pl, name);
+    if (mi < 0) return qn_error_set(err, QN_ERR_INTERNAL, "AWQ: no module %s", name);
+    pl->smoothed[mi] = 1;
+    result *r = &pl->res[mi];
+    if (pl->plan->group_of[mi] < 0) {
+        free(r->fw);
+        if (!(r->fw = malloc(sizeof(float) * (size_t)(lin->out * lin->in)))) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+        memcpy(r->fw, lin->w, sizeof(float) * (size_t)(lin->out * lin->in));
+    }
+    if (bias && lin->b) {
+        free(r->fb);
+        if (!(r->fb = malloc(sizeof(float) * (size_t)lin->out))) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+        memcpy(r->fb, lin->b, sizeof(float) * (size_t)lin->out);
+    }
+    return QN_OK;
+}
+
+/* AWQ of layer L (before SparseGPT / GPTQ / round-to-nearest): per mapping, mean |x| of the balance
+ * layers' input, the grid search of the scales minimizing the parent's output error with the balance
+ * weights quantized as their scheme says, then the fold: smooth layer / s, balance layers * s. The
+ * statistics and the parents' original outputs come from one pass with the layer as it is (every
+ * fold preserves the function). MoE layers: the attention mappings only. */
+static qn_status awq_layer(qn_pipeline *pl, int64_t L, qn_layer *layer, qn_scratch *sc, float *tmp, qn_error *err) {
+    const qn_model_config *c = &pl->m->cfg;
+    int64_t H = c->hidden_size;
+    static const qn_linear_id bal_ids[AWQ_N][3] = {{QN_LIN_Q, QN_LIN_K, QN_LIN_V}, {QN_LIN_O}, {QN_LIN_GATE, QN_LIN_UP}, {QN_LIN_DOWN}};
+    static const int bal_n[AWQ_N] = {3, 1, 2, 1};
+    int on[AWQ_N];
+    qn_awq_balance bal[AWQ_N][3];
+    for (int k = 0; k < AWQ_N; k++) {
+        on[k] = pl->awq_map[k] && (k < AWQ_GATEUP || !layer->is_moe);
+        if (k == AWQ_VO && on[k])
+            on[k] = qn_awq_mapping_compatible("self_attn.v_proj", layer->lin[QN_LIN_V].out, "self_attn.o_proj", layer->lin[QN_LIN_O].in);
+        int quantized = 0;
+        for (int b = 0; b < bal_n[k] && on[k]; b++) {
+            char name[256];
+            snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)L, qn_linear_name(bal_ids[k][b]));
+            long mi = find_module(pl, name);
+            const qn_quant_scheme *sch = mi >= 0 && pl->plan->group_of[mi] >= 0 ? &pl->plan->groups[pl->plan->group_of[mi]] : NULL;
+            int ign = 0;
+            for (size_t g = 0; mi >= 0 && g < pl->awq->n_ignore && !ign; g++) {
+                int r = qn_target_matches(pl->awq->ignore[g], &pl->mods[mi], err);
+                if (r < 0) return QN_ERR_FORMAT;
+                ign = r;
+            }
+            const qn_linear *lin = &layer->lin[bal_ids[k][b]];
+            bal[k][b] = (qn_awq_balance){lin->w, lin->out, lin->in, sch && sch->has_weights && !ign ? &sch->weights : NULL,
+                                         weight_dtype(pl, name)};
+            quantized |= bal[k][b].args != NULL;
+        }
+        on[k] &= quantized;   /* as llm-compressor: a mapping none of whose balance layers is quantized is skipped */
+        if (layer->is_moe && pl->awq_map[k] && k >= AWQ_GATEUP) pl->stats.awq_skipped++;
+    }
+    if (!(on[0] | on[1] | on[2] | on[3])) return QN_OK;
+    if (pl->opts.progress) pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "awq");
+    awq_stats as = {.pl = pl, .err = err};
+    float **orig_a = NULL, **orig_c = NULL, *buf = malloc(sizeof(float) * (size_t)(pl->max_t * H));
+    float *xmean = malloc(sizeof(float) * (size_t)(c->intermediate_size > H ? c->intermediate_size : H) * 2 + sizeof(float) * (size_t)(c->num_attention_heads * c->head_dim));
+    float *scales = xmean ? xmean + (c->intermediate_size > H ? c->intermediate_size : H) + c->num_attention_heads * c->head_dim : NULL;
+    qn_status st = buf && xmean ? QN_OK : qn_error_set(err, QN_ERR_NOMEM, "out of memory for AWQ");
+    int64_t width[AWQ_N] = {H, c->num_attention_heads * c->head_dim, H, c->intermediate_size};
+    for (int k = 0; k < AWQ_N && !st; k++) {
+        if (!on[k]) continue;
+        st = qn_awq_xmean_init(&as.xm[k], width[k], err);
+        if (!st && (k == AWQ_VO || k == AWQ_DOWN)) st = qn_hessian_init(&as.g[k], width[k], err);
+    }
+    if (!st && on[AWQ_QKV] && !(orig_a = calloc((size_t)pl->n_samples, sizeof *orig_a))) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+    if (!st && on[AWQ_GATEUP] && (!(orig_c = calloc((size_t)pl->n_samples, sizeof *orig_c)) || !(as.xin = calloc((size_t)pl->n_samples, sizeof *as.xin))))
+        st = qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+    for (int64_t s = 0; s < pl->n_samples && !st; s++) {   /* one pass: statistics and the parents' outputs */
+        int64_t T = pl->len[s];
+        memcpy(tmp, act_load(pl, s), sizeof(float) * (size_t)(T * H));
+        as.cur = s;
+        if ((st = qn_layer_forward(c, layer, tmp, T, 0, NULL, sc, awq_hook, &as, err)) || (st = as.st)) break;
+        if (orig_a) {
+            if (!(orig_a[s] = malloc(sizeof(float) * (size_t)(T * H)))) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); break; }
+            if ((st = qn_layer_attn_forward(c, layer, act_load(pl, s), T, orig_a[s], sc, err))) break;
+        }
+        if (orig_c) {
+            if (!(orig_c[s] = malloc(sizeof(float) * (size_t)(T * H)))) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); break; }
+            if ((st = qn_layer_mlp_forward(c, layer, as.xin[s], T, orig_c[s], sc, err))) break;
+        }
+    }
+    for (int k = 0; k < AWQ_N && !st; k++) if (as.g[k].h) qn_hessian_finalize(&as.g[k]);
+    qn_awq_opts o;
+    qn_awq_opts_init(&o);
+    o.n_grid = (int)param_num(pl->awq, "n_grid", 20);
+    const cJSON *duo = cJSON_GetObjectItemCaseSensitive(pl->awq->params, "duo_scaling");
+    o.duo_scaling = cJSON_IsString(duo) ? QN_AWQ_DUO_BOTH : cJSON_IsFalse(duo) ? QN_AWQ_DUO_FALSE : QN_AWQ_DUO_TRUE;
+    for (int k = 0; k < AWQ_N && !st; k++) {
+        if (!on[k]) continue;
+        if ((st = qn_awq_xmean_finalize(&as.xm[k], xmean, err))) break;
+        qn_awq_report rep;
+        if (k == AWQ_VO || k == AWQ_DOWN) {
+            qn_awq_gram_ctx g = {bal[k], bal_n[k], as.g[k].h, (double)as.g[k].nsamples / (2.0 * (double)as.xm[k].count)};
+            st = qn_awq_search(bal[k], bal_n[k], NULL, xmean, &o, qn_awq_gram_loss, &g, scales, &rep, err);
+        } else {
+            awq_ctx a = {pl, layer, sc, k, bal_ids[k], bal_n[k], k == AWQ_QKV ? orig_a : orig_c, as.xin, buf};
+            st = qn_awq_search(bal[k], bal_n[k], NULL, xmean, &o, awq_block_loss, &a, scales, &rep, err);
+        }
+        if (st) { qn_error_prefix(err, "AWQ of layer %lld (%s)", (long long)L, k_awq_smooth[k]); break; }
+        pl->stats.awq_mappings++;
+        pl->stats.awq_loss += rep.best_loss;
+        pl->stats.awq_loss_identity += rep.loss_identity;
+        /* the fold */
+        char nn[256];
+        if (k == AWQ_QKV || k == AWQ_GATEUP) {
+            snprintf(nn, sizeof nn, "model.layers.%lld.%s", (long long)L, k_awq_smooth[k]);
+            st = qn_awq_scale_norm(k == AWQ_QKV ? layer->attn_norm : layer->mlp_norm, H, scales, weight_dtype(pl, nn), err);
+        } else {
+            qn_linear_id sid = k == AWQ_VO ? QN_LIN_V : QN_LIN_UP;
+            qn_linear *sl = &layer->lin[sid];
+            snprintf(nn, sizeof nn, "model.layers.%lld.%s", (long long)L, qn_linear_name(sid));
+            if (!(st = qn_awq_scale_smooth_rows(sl->w, sl->out, sl->in, sl->b, scales, sl->out, weight_dtype(pl, nn), err)))
+                st = awq_keep(pl, L, sid, sl, 1, err);
+        }
+        for (int b = 0; b < bal_n[k] && !st; b++) {
+            qn_linear *lin = &layer->lin[bal_ids[k][b]];
+            if (!(st = qn_awq_scale_balance(lin->w, lin->out, lin->in, scales, bal[k][b].dtype, err)))
+                st = awq_keep(pl, L, bal_ids[k][b], lin, 0, err);
+        }
+    }
+    memcpy(pl->sq_norm[0], layer->attn_norm, sizeof(float) * (size_t)H);
+    memcpy(pl->sq_norm[1], layer->mlp_norm, sizeof(float) * (size_t)H);
+    pl->sq_layer = L;
+    for (int64_t s = 0; s < pl->n_samples; s++) {
+        if (orig_a) free(orig_a[s]);
+        if (orig_c) free(orig_c[s]);
+        if (as.xin) free(as.xin[s]);
+    }
+    free(orig_a); free(orig_c); free(as.xin); free(buf); free(xmean);
+    for (int k = 0; k < AWQ_N; k++) { qn_awq_xmean_free(&as.xm[k]); qn_hessian_free(&as.g[k]); }
+    return st;
 }
 
 /* Quantizes one Linear of the resident layer: GPTQ with Hessian h (h != NULL) — the result is
@@ -946,6 +1203,12 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
         if (pl->opts.progress) pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "smoothquant");
         if ((st = smooth_layer(pl, L, &layer, sc, tmp, err))) goto done;
     }
+    if (pl->awq) {
+        double ta = now_s();
+        st = awq_layer(pl, L, &layer, sc, tmp, err);
+        pl->stats.seconds_awq += now_s() - ta;
+        if (st) goto done;
+    }
     if (any) {
         if (pl->opts.progress) pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "statistics");
         pl->hook_err = err;
@@ -1086,27 +1349,40 @@ static qn_status ensure_layer(qn_pipeline *pl, int64_t L, long mi, qn_error *err
 qn_status qn_pipeline_tensor_hook(void *user, const qn_tensor *t, void **data, qn_error *err) {
     qn_pipeline *pl = user;
     *data = NULL;
-    if (!pl->sq) return QN_OK;
+    if (!pl->sq && !pl->awq) return QN_OK;
     const char *rest = NULL;
     int64_t L = qnx_layer_of(t->name, &rest);
     if (L < 0 || L >= pl->m->cfg.num_hidden_layers || !rest) return QN_OK;
-    int n = !strcmp(rest, "input_layernorm.weight") ? 0 : !strcmp(rest, "post_attention_layernorm.weight") ? 1 : -1;
-    if (n < 0) return QN_OK;
     qn_status st0 = ensure_layer(pl, L, -1, err);
     if (st0) return st0;
-    if (pl->sq_layer != L) return qn_error_set(err, QN_ERR_INTERNAL, "%s: SmoothQuant scales of layer %lld are gone", t->name, (long long)L);
-    int64_t H = pl->m->cfg.hidden_size;
-    if (qn_tensor_numel(t) != H) return QN_OK;
+    int64_t H = pl->m->cfg.hidden_size, n = qn_tensor_numel(t);
+    float *src = NULL, **owned = NULL;
+    size_t len = strlen(t->name);
+    int is_w = len > 7 && !strcmp(t->name + len - 7, ".weight"), is_b = len > 5 && !strcmp(t->name + len - 5, ".bias");
+    if (pl->awq && (is_w || is_b) && len < 320) {   /* an AWQ-rescaled weight (unquantized module) or bias */
+        char mod[320];
+        snprintf(mod, sizeof mod, "%.*s", (int)(len - (is_w ? 7 : 5)), t->name);
+        long mi = find_module(pl, mod);
+        if (mi >= 0) owned = is_w ? &pl->res[mi].fw : &pl->res[mi].fb;
+        if (owned && *owned) src = *owned;
+    }
+    int nn = !strcmp(rest, "input_layernorm.weight") ? 0 : !strcmp(rest, "post_attention_layernorm.weight") ? 1 : -1;
+    if (!src && nn >= 0 && n == H) {
+        if (pl->sq_layer != L) return qn_error_set(err, QN_ERR_INTERNAL, "%s: smoothing scales of layer %lld are gone", t->name, (long long)L);
+        src = pl->sq_norm[nn];
+    }
+    if (!src) return QN_OK;
     size_t es = qn_dtype_size(t->dtype);
-    void *b = malloc((size_t)H * es);
+    void *b = malloc((size_t)n * es);
     if (!b) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
-    for (int64_t j = 0; j < H; j++) {
-        float v = pl->sq_norm[n][j];
+    for (int64_t j = 0; j < n; j++) {
+        float v = src[j];
         if (t->dtype == QN_DT_BF16) ((uint16_t *)b)[j] = qn_f32_to_bf16(v);
         else if (t->dtype == QN_DT_F16) ((uint16_t *)b)[j] = qn_f32_to_f16(v);
         else if (t->dtype == QN_DT_F32) ((float *)b)[j] = v;
-        else { free(b); return qn_error_set(err, QN_ERR_UNSUPPORTED, "%s: SmoothQuant needs a float norm weight", t->name); }
+        else { free(b); return qn_error_set(err, QN_ERR_UNSUPPORTED, "%s: smoothing needs a float tensor", t->name); }
     }
+    if (owned && *owned == src) { free(*owned); *owned = NULL; }
     *data = b;
     return QN_OK;
 }

@@ -824,13 +824,12 @@ qn_status qn_layer_attn_forward(const qn_model_config *c, const qn_layer *l, con
     return attn_block(c, l, x, T, 0, NULL, s, NULL, NULL, out, err);
 }
 
-qn_status qn_layer_mlp_forward(const qn_model_config *c, const qn_layer *l, const float *x, int64_t T, float *out,
+qn_status qn_layer_mlp_forward(const qn_model_config *c, const qn_layer *l, const float *xn, int64_t T, float *out,
                                qn_scratch *s, qn_error *err) {
     if (T <= 0 || T > s->max_t) return qn_error_set(err, QN_ERR_INVALID_ARG, "layer %lld: %lld tokens exceed the scratch", (long long)l->index, (long long)T);
-    rmsnorm_rows(s->xn, x, l->mlp_norm, T, c->hidden_size, c->rms_norm_eps);
-    if (!l->is_moe) return mlp_block(c, l, s->xn, T, s, NULL, NULL, out, err);
+    if (!l->is_moe) return mlp_block(c, l, xn, T, s, NULL, NULL, out, err);
     memset(out, 0, sizeof(float) * (size_t)(T * c->hidden_size));
-    return moe_forward(c, &l->moe, out, s->xn, T, s, err);
+    return moe_forward(c, &l->moe, out, xn, T, s, err);
 }
 
 qn_status qn_layer_forward(const qn_model_config *c, const qn_layer *l, float *x, int64_t T, int64_t pos0,
