@@ -150,7 +150,7 @@ static int gptq_only(const qn_recipe *r) {
     for (size_t i = 0; i < qn_recipe_modifier_count(r); i++) {
         const qn_modifier *m = qn_recipe_modifier(r, i);
         if (m->kind != QN_MOD_QUANTIZATION && m->kind != QN_MOD_GPTQ && m->kind != QN_MOD_SPARSEGPT &&
-            m->kind != QN_MOD_SMOOTHQUANT)
+            m->kind != QN_MOD_SMOOTHQUANT && m->kind != QN_MOD_AWQ)
             return 0;
         for (size_t g = 0; g < m->n_groups; g++) {
             const qn_quant_scheme *s = &m->groups[g];
@@ -208,6 +208,13 @@ static void print_gptq_summary(const qn_pipeline_stats_t *s) {
         if (s->linears[i].gptq && s->linears[i].retries > 0)
             printf("  dampening     %s needed %.3g (after %d failed factorizations)\n", s->linears[i].name,
                    s->linears[i].damp_frac, s->linears[i].retries);
+    if (s->awq_mappings)
+        printf("AWQ             %lld mappings (%.2f s): parent output MSE %.4g with the chosen scales vs %.4g without scaling%s\n",
+               (long long)s->awq_mappings, s->seconds_awq, s->awq_loss, s->awq_loss_identity,
+               s->awq_skipped ? "; MoE MLP mappings left out" : "");
+    if (s->experts_streamed)
+        printf("  experts       %lld routed experts streamed (loaded, calibrated, quantized, freed one at a time)\n",
+               (long long)s->experts_streamed);
     if (s->rtn_fallback_experts)
         printf("  fallback      %lld experts received no calibration token (routed-only statistics): round-to-nearest\n",
                (long long)s->rtn_fallback_experts);
@@ -241,6 +248,12 @@ static int write_report(const char *out, const qn_pipeline_stats_t *s, const cha
     cJSON_AddNumberToObject(c, "gptq_linears", (double)s->gptq_linears);
     cJSON_AddNumberToObject(c, "rtn_fallback_linears", (double)s->rtn_fallback_linears);
     cJSON_AddNumberToObject(c, "rtn_fallback_experts", (double)s->rtn_fallback_experts);
+    cJSON_AddNumberToObject(c, "experts_streamed", (double)s->experts_streamed);
+    cJSON_AddNumberToObject(c, "awq_mappings", (double)s->awq_mappings);
+    cJSON_AddNumberToObject(c, "awq_skipped_moe_mappings", (double)s->awq_skipped);
+    cJSON_AddNumberToObject(c, "awq_loss", s->awq_loss);
+    cJSON_AddNumberToObject(c, "awq_loss_no_scaling", s->awq_loss_identity);
+    cJSON_AddNumberToObject(c, "seconds_awq", s->seconds_awq);
     for (size_t i = 0; i < s->n_linears; i++) {
         const qn_pipeline_linear *l = &s->linears[i];
         if (!l->gptq) continue;
@@ -268,13 +281,18 @@ static int write_report(const char *out, const qn_pipeline_stats_t *s, const cha
 
 static const char k_usage[] =
     "usage: quench compress MODEL -o OUT (--recipe FILE | --scheme NAME [--targets T,...] [--ignore I,...])\n"
-    "                       [--overwrite] [--max-shard-size 5GB] [--no-sample] [--quiet]\n\n"
+    "                       [--overwrite] [--max-shard-size 5GB] [--no-sample] [--quiet] [--strict-vllm]\n\n"
     "Writes a compressed-tensors checkpoint of MODEL to OUT (loadable by vLLM and transformers) with\n"
     "round-to-nearest quantization. Data-free schemes need no forward pass: weight-only int (W4A16,\n"
     "W4A16_ASYM, W8A16, ...), FP8_DYNAMIC, FP8_BLOCK, W8A8/INT8 (dynamic activations), NVFP4A16.\n"
-    "GPTQModifier recipes run the layer-by-layer calibration pipeline on --dataset; recipes needing\n"
-    "other calibration (AWQ, SmoothQuant, SparseGPT, static activation or KV-cache scales) are refused. --targets / --ignore take comma-separated lists and may be repeated (defaults: Linear /\n"
-    "lm_head). OUT is written beside itself as OUT.tmp-<pid> and renamed when complete.";
+    "Recipes with GPTQ, AWQ, SmoothQuant or SparseGPT modifiers, static activation or KV-cache scales\n"
+    "run the layer-by-layer calibration pipeline on --dataset (per layer: SmoothQuant, AWQ, SparseGPT,\n"
+    "then GPTQ or round-to-nearest). --targets / --ignore take comma-separated lists and may be repeated (defaults: Linear /\n"
+    "lm_head). OUT is written beside itself as OUT.tmp-<pid> and renamed when complete.\n"
+    "Before writing, the plan is checked against what vLLM cannot load or run (spec §6.5: dense-format,\n"
+    "unpacked or tensor-strategy weight-only int, WNA16 bits / Marlin group sizes, asymmetric W8A8, 2:4\n"
+    "sparsity, marlin-24; KV cache and MoE limits): each finding is a warning, or with --strict-vllm an\n"
+    "error before anything is written.";
 
 int cmd_compress(int argc, char **argv) {
     const char *out = NULL, *recipe_path = NULL, *scheme = NULL, *shard = "5GB", *prompt = "Once upon a time";
@@ -282,7 +300,7 @@ int cmd_compress(int argc, char **argv) {
                *offload = NULL, *sparse_format = "dense";
     int64_t num_samples = 512, max_seq_len = 2048, shuffle_seed = 42, holdout = 16;
     double max_kl = -1;
-    int overwrite = 0, no_sample = 0, quiet = 0, no_all_experts = 0, all_experts = 0;
+    int overwrite = 0, no_sample = 0, quiet = 0, no_all_experts = 0, all_experts = 0, strict_vllm = 0;
     const cli_opt opts[] = {
         {"--output", CLI_STR, &out, "output folder (also -o)", "OUT"},
         {"--recipe", CLI_STR, &recipe_path, "llm-compressor recipe YAML", "FILE"},
@@ -307,6 +325,7 @@ int cmd_compress(int argc, char **argv) {
         {"--offload-activations", CLI_STR, &offload, "keep the calibration activations in a disk-backed file in DIR", "DIR"},
         {"--holdout", CLI_INT, &holdout, "held-out samples for the quality check (default 16, at most a quarter; 0 = off)", "N"},
         {"--max-kl", CLI_FLOAT, &max_kl, "fail (exit 3, output kept and marked) when the held-out mean KL exceeds X", "X"},
+        {"--strict-vllm", CLI_FLAG, &strict_vllm, "refuse (exit 1, nothing written) a plan vLLM cannot load or run, instead of warning", NULL},
         {0}};
     /* -o -> --output; --targets/--ignore collected here (cli_parse keeps one value per option) */
     str_list targets = {{0}, 0}, ignore = {{0}, 0};
@@ -390,6 +409,21 @@ int cmd_compress(int argc, char **argv) {
     if (qn_export_list_modules(&cfg, set, &mods, &nm, &err)) { cli_fail("compress", &err); goto cleanup; }
     if (qn_recipe_resolve(r, mods, nm, &plan, &err)) { cli_fail("compress", &err); goto cleanup; }
     have_plan = 1;
+    {   /* vLLM compatibility: warnings, or with --strict-vllm an error before anything is written */
+        qn_vllm_check_opts vo = {.sparse_format = sparse_format};
+        qn_vllm_warnings vw;
+        if (qn_vllm_check(r, &plan, mods, nm, &vo, &vw, &err)) { cli_fail("compress", &err); goto cleanup; }
+        for (size_t i = 0; i < plan.n_unmatched_targets; i++)
+            fprintf(stderr, "quench compress: warning: %s\n", plan.unmatched_targets[i]);
+        for (size_t i = 0; i < vw.n; i++) fprintf(stderr, "quench compress: warning: %s\n", vw.items[i].message);
+        size_t nw = vw.n;
+        qn_vllm_warnings_free(&vw);
+        if (nw && strict_vllm) {
+            cli_failf("compress", "--strict-vllm: %zu vLLM incompatibilit%s (warned above); nothing was written to %s", nw,
+                      nw == 1 ? "y" : "ies", out);
+            goto cleanup;
+        }
+    }
     uint64_t before = cli_safetensors_bytes(pos[0]);
     qn_st_set_free(set);   /* the exporter opens its own view */
     set = NULL;
