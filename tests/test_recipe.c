@@ -610,22 +610,13 @@ static void test_all_modifiers_parse(void **state) {
     ml_free(&l);
     qn_recipe_free(r);
 
-    /* the same recipe without the flag: refused, naming the first modifier quench cannot run */
-    qn_recipe *r2 = NULL;
-    qn_error err = {0};
-    assert_int_equal(qn_recipe_parse(y, strlen(y), "recipe.yaml", &r2, &err), QN_ERR_UNSUPPORTED);
-    assert_null(r2);
-    assert_string_equal(err.msg, "recipe.yaml: AWQModifier is not supported yet by this version of "
-                                 "quench (supported: QuantizationModifier, GPTQModifier, SparseGPTModifier, "
-                                 "SmoothQuantModifier)");
-    parse_fail("quant_stage:\n  quant_modifiers:\n    AWQModifier: {scheme: W4A16, ignore: [lm_head]}\n", 0,
-               QN_ERR_UNSUPPORTED,
-               "recipe.yaml: AWQModifier is not supported yet by this version of quench (supported: "
-               "QuantizationModifier, GPTQModifier, SparseGPTModifier, SmoothQuantModifier)", NULL);
-    /* one modifier enabled: the list of supported ones grows */
-    parse_fail("AWQModifier: {}\n", QN_RECIPE_ALLOW(QN_MOD_GPTQ), QN_ERR_UNSUPPORTED,
-               "AWQModifier is not supported yet",
-               "(supported: QuantizationModifier, GPTQModifier, SparseGPTModifier, SmoothQuantModifier)");
+    /* every modifier kind runs now: the same recipe parses without the flag */
+    qn_recipe *r2 = parse_ok(y, 0);
+    assert_true(qn_recipe_modifier_count(r2) >= 2);
+    qn_recipe_free(r2);
+    r2 = parse_ok("quant_stage:\n  quant_modifiers:\n    AWQModifier: {scheme: W4A16, ignore: [lm_head]}\n", 0);
+    assert_int_equal(qn_recipe_modifier(r2, 0)->kind, QN_MOD_AWQ);
+    qn_recipe_free(r2);
 
     /* GPTQ actorder: explicit value vs a group's actorder */
     r = parse_ok("GPTQModifier:\n  actorder: group\n  config_groups:\n    g: {targets: [Linear], weights: "
@@ -1035,7 +1026,6 @@ static void test_recipe_files(void **state) {
     }
     static const struct { const char *file; const char *needle; } BAD[] = {
         {"tests/data/recipes/bad_unknown_field.yaml", "quant_stage.quant_modifiers.QuantizationModifier: unknown field 'foo'"},
-        {"tests/data/recipes/bad_awq_unsupported.yaml", "AWQModifier is not supported yet by this version of quench"},
         {"tests/data/recipes/bad_yaml.yaml", "malformed YAML"},
         {"tests/data/recipes/does_not_exist.yaml", "cannot open recipe"},
     };
