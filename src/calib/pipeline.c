@@ -92,6 +92,8 @@ struct qn_pipeline {
     float *sq_norm[2];           /* rescaled norm weights of layer sq_layer [H] */
     int64_t sq_layer;
     uint8_t *smoothed;           /* [n_mods] the weight was rescaled: hand it to the exporter */
+    float *moe_sq;               /* SmoothQuant column scales of the routed experts' gate/up [H] */
+    int64_t moe_sq_layer;        /* the MoE layer they belong to, -1: none */
     float *k_scale, *v_scale;    /* [num_hidden_layers] */
     float kv_amax[2];
     float gmin[HG_N], gmax[HG_N];
@@ -218,6 +220,7 @@ void qn_pipeline_free(qn_pipeline *pl) {
     free(pl->v_scale);
     for (int k = 0; k < 2; k++) { free(pl->sq_amax[k]); free(pl->sq_norm[k]); }
     free(pl->smoothed);
+    free(pl->moe_sq);
     free(pl->in_seen);
     moe_clear(pl);
     for (int g = 0; g < HG_N; g++) qn_hessian_free(&pl->h[g]);
@@ -236,6 +239,7 @@ qn_status qn_pipeline_create(const char *model_dir, const qn_recipe *recipe, con
     pl->n_mods = n_mods;
     pl->plan = plan;
     pl->moe.L = -1;
+    pl->moe_sq_layer = -1;
     if (opts) pl->opts = *opts;
     qn_status st = qn_model_open(model_dir, &pl->m, err);
     if (st) {
@@ -554,6 +558,44 @@ static qn_status plan_smoothquant(qn_pipeline *pl, qn_error *err) {
     return QN_OK;
 }
 
+/* Keeps a module's rescaled (SmoothQuant / AWQ) weight, and bias, for the exporter: quantized
+ * modules through quantize_linear (pl->smoothed), unquantized ones (an ignored gate_proj, the MoE
+ * router, a smoothing-only recipe) as their new float weight via the tensor hook. */
+static qn_status keep_modified(qn_pipeline *pl, const char *name, const qn_linear *lin, int bias, qn_error *err) {
+    long mi = find_module(pl, name);
+    if (mi < 0) return qn_error_set(err, QN_ERR_INTERNAL, "smoothing: no module %s", name);
+    pl->smoothed[mi] = 1;
+    result *r = &pl->res[mi];
+    if (pl->plan->group_of[mi] < 0 || !pl->plan->groups[pl->plan->group_of[mi]].has_weights) {
+        free(r->fw);
+        if (!(r->fw = malloc(sizeof(float) * (size_t)(lin->out * lin->in)))) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+        memcpy(r->fw, lin->w, sizeof(float) * (size_t)(lin->out * lin->in));
+    }
+    if (bias && lin->b) {
+        free(r->fb);
+        if (!(r->fb = malloc(sizeof(float) * (size_t)lin->out))) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+        memcpy(r->fb, lin->b, sizeof(float) * (size_t)lin->out);
+    }
+    return QN_OK;
+}
+
+static qn_status keep_layer_linear(qn_pipeline *pl, int64_t L, qn_linear_id id, const qn_linear *lin, int bias, qn_error *err) {
+    char name[256];
+    snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)L, qn_linear_name(id));
+    return keep_modified(pl, name, lin, bias, err);
+}
+
+/* Multiplies the columns of w [out, in] by s. */
+static void scale_columns(float *w, int64_t out, int64_t in, const float *s) {
+    for (int64_t r = 0; r < out; r++)
+        for (int64_t j = 0; j < in; j++) w[r * in + j] *= s[j];
+}
+
+static void column_absmax(const float *w, int64_t out, int64_t in, float *mx) {
+    for (int64_t r = 0; r < out; r++)
+        for (int64_t j = 0; j < in; j++) mx[j] = fmaxf(mx[j], fabsf(w[r * in + j]));
+}
+
 static void sq_hook(void *user, int64_t layer, qn_linear_id id, const float *x, int64_t T, int64_t in) {
     (void)layer;
     qn_pipeline *pl = user;
@@ -585,36 +627,64 @@ static qn_status smooth_layer(qn_pipeline *pl, int64_t L, qn_layer *layer, qn_sc
     }
     if (st) return st;
     static const qn_linear_id bal[2][3] = {{QN_LIN_Q, QN_LIN_K, QN_LIN_V}, {QN_LIN_GATE, QN_LIN_UP, QN_LIN_COUNT}};
-    for (int n = 0; n < 2; n++) {
+    float *wmax = malloc(sizeof(float) * (size_t)H), *sc_ = malloc(sizeof(float) * (size_t)H);
+    if (!wmax || !sc_) { free(wmax); free(sc_); return qn_error_set(err, QN_ERR_NOMEM, "out of memory"); }
+    for (int n = 0; n < 2 && !st; n++) {
         float *norm = n ? layer->mlp_norm : layer->attn_norm;
         memcpy(pl->sq_norm[n], norm, sizeof(float) * (size_t)H);
-        if (!pl->sq_map[n] || (n == 1 && layer->is_moe)) continue;   /* MoE MLPs are not smoothed */
+        if (!pl->sq_map[n]) continue;
+        int moe = n == 1 && layer->is_moe;
+        for (int64_t j = 0; j < H; j++) wmax[j] = 0.0f;
+        /* the balance layers: every Linear that reads this norm's output — in an MoE block the
+         * router, the shared expert's and every routed expert's gate/up (streamed) */
+        if (!moe) {
+            for (int b = 0; b < 3 && bal[n][b] != QN_LIN_COUNT; b++) column_absmax(layer->lin[bal[n][b]].w, layer->lin[bal[n][b]].out, H, wmax);
+        } else {
+            qn_moe *mo = &layer->moe;
+            column_absmax(mo->router.w, mo->router.out, H, wmax);
+            if (mo->has_shared) for (int p = 0; p < 2; p++) column_absmax(mo->shared[p].w, mo->shared[p].out, H, wmax);
+            for (int64_t e = 0; e < mo->n_experts && !st; e++) {
+                qn_linear ex[3];
+                if ((st = qn_expert_load(pl->m, L, e, ex, err))) break;
+                for (int p = 0; p < 2; p++) column_absmax(ex[p].w, ex[p].out, H, wmax);
+                qn_expert_free(ex);
+            }
+            if (st) break;
+        }
         for (int64_t j = 0; j < H; j++) {
-            float wmax = 0.0f;
-            for (int b = 0; b < 3 && bal[n][b] != QN_LIN_COUNT; b++) {
-                const qn_linear *lin = &layer->lin[bal[n][b]];
-                for (int64_t r = 0; r < lin->out; r++) wmax = fmaxf(wmax, fabsf(lin->w[r * lin->in + j]));
-            }
             float a = pl->sq_amax[n][j];
-            float sj = wmax > 0.0f ? (float)(pow(a, alpha) / pow(wmax, 1.0 - alpha)) : a;
+            float sj = wmax[j] > 0.0f ? (float)(pow(a, alpha) / pow(wmax[j], 1.0 - alpha)) : a;
             if (!(sj >= QN_MIN_SMOOTHING_SCALE)) sj = QN_MIN_SMOOTHING_SCALE;
+            sc_[j] = sj;
             norm[j] /= sj;
-            for (int b = 0; b < 3 && bal[n][b] != QN_LIN_COUNT; b++) {
-                qn_linear *lin = &layer->lin[bal[n][b]];
-                for (int64_t r = 0; r < lin->out; r++) lin->w[r * lin->in + j] *= sj;
-            }
         }
         memcpy(pl->sq_norm[n], norm, sizeof(float) * (size_t)H);
-        for (int b = 0; b < 3 && bal[n][b] != QN_LIN_COUNT; b++) {
-            char name[256];
-            snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)L, qn_linear_name(bal[n][b]));
-            long mi = find_module(pl, name);
-            if (mi < 0 || pl->plan->group_of[mi] < 0)
-                return qn_error_set(err, QN_ERR_UNSUPPORTED, "SmoothQuantModifier: %s is smoothed but not quantized; "
-                                    "quantize it too (or drop the mapping)", name);
-            pl->smoothed[mi] = 1;
+        char name[256];
+        if (!moe) {
+            for (int b = 0; b < 3 && bal[n][b] != QN_LIN_COUNT && !st; b++) {
+                qn_linear *lin = &layer->lin[bal[n][b]];
+                scale_columns(lin->w, lin->out, H, sc_);
+                st = keep_layer_linear(pl, L, bal[n][b], lin, 0, err);
+            }
+        } else {
+            qn_moe *mo = &layer->moe;
+            scale_columns(mo->router.w, mo->router.out, H, sc_);
+            snprintf(name, sizeof name, "model.layers.%lld.mlp.gate", (long long)L);
+            st = keep_modified(pl, name, &mo->router, 0, err);
+            static const char *const gp[2] = {"gate_proj", "up_proj"};
+            for (int p = 0; p < 2 && mo->has_shared && !st; p++) {
+                scale_columns(mo->shared[p].w, mo->shared[p].out, H, sc_);
+                snprintf(name, sizeof name, "model.layers.%lld.mlp.shared_experts.%s", (long long)L, gp[p]);
+                st = keep_modified(pl, name, &mo->shared[p], 0, err);
+            }
+            /* the routed experts get the same column scales when they are streamed */
+            if (!st && !pl->moe_sq && !(pl->moe_sq = malloc(sizeof(float) * (size_t)H))) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+            if (!st) { memcpy(pl->moe_sq, sc_, sizeof(float) * (size_t)H); pl->moe_sq_layer = L; }
         }
     }
+    free(wmax);
+    free(sc_);
+    if (st) return st;
     pl->sq_layer = L;
     return QN_OK;
 }
@@ -727,29 +797,6 @@ static void awq_hook(void *user, int64_t layer, qn_linear_id id, const float *x,
     }
 }
 
-/* Keeps a module's AWQ-rescaled weight (and bias) for the exporter: quantized modules through
- * quantize_linear (pl->smoothed), unquantized ones (e.g. an ignored gate_proj) as their new
- * float weight via the tensor hook. */
-static qn_status awq_keep(qn_pipeline *pl, int64_t L, qn_linear_id id, const qn_linear *lin, int bias, qn_error *err) {
-    char name[256];
-    snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)L, qn_linear_name(id));
-    long mi = find_module(pl, name);
-    if (mi < 0) return qn_error_set(err, QN_ERR_INTERNAL, "AWQ: no module %s", name);
-    pl->smoothed[mi] = 1;
-    result *r = &pl->res[mi];
-    if (pl->plan->group_of[mi] < 0) {
-        free(r->fw);
-        if (!(r->fw = malloc(sizeof(float) * (size_t)(lin->out * lin->in)))) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
-        memcpy(r->fw, lin->w, sizeof(float) * (size_t)(lin->out * lin->in));
-    }
-    if (bias && lin->b) {
-        free(r->fb);
-        if (!(r->fb = malloc(sizeof(float) * (size_t)lin->out))) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
-        memcpy(r->fb, lin->b, sizeof(float) * (size_t)lin->out);
-    }
-    return QN_OK;
-}
-
 /* AWQ of layer L (before SparseGPT / GPTQ / round-to-nearest): per mapping, mean |x| of the balance
  * layers' input, the grid search of the scales minimizing the parent's output error with the balance
  * weights quantized as their scheme says, then the fold: smooth layer / s, balance layers * s. The
@@ -847,12 +894,12 @@ static qn_status awq_layer(qn_pipeline *pl, int64_t L, qn_layer *layer, qn_scrat
             qn_linear *sl = &layer->lin[sid];
             snprintf(nn, sizeof nn, "model.layers.%lld.%s", (long long)L, qn_linear_name(sid));
             if (!(st = qn_awq_scale_smooth_rows(sl->w, sl->out, sl->in, sl->b, scales, sl->out, weight_dtype(pl, nn), err)))
-                st = awq_keep(pl, L, sid, sl, 1, err);
+                st = keep_layer_linear(pl, L, sid, sl, 1, err);
         }
         for (int b = 0; b < bal_n[k] && !st; b++) {
             qn_linear *lin = &layer->lin[bal_ids[k][b]];
             if (!(st = qn_awq_scale_balance(lin->w, lin->out, lin->in, scales, bal[k][b].dtype, err)))
-                st = awq_keep(pl, L, bal_ids[k][b], lin, 0, err);
+                st = keep_layer_linear(pl, L, bal_ids[k][b], lin, 0, err);
         }
     }
     memcpy(pl->sq_norm[0], layer->attn_norm, sizeof(float) * (size_t)H);
@@ -1080,7 +1127,16 @@ static qn_status moe_expert(qn_pipeline *pl, int64_t e, qn_error *err) {
     double t0 = now_s();
     qn_status st = qn_expert_load(pl->m, L, e, ex, err);
     if (st) return st;
-    st = calibrate_expert(pl, L, e, ex, err);
+    if (pl->moe_sq && pl->moe_sq_layer == L) {   /* SmoothQuant of the MoE block: its columns too */
+        static const char *const gp[2] = {"gate_proj", "up_proj"};
+        for (int p = 0; p < 2 && !st; p++) {
+            char name[256];
+            snprintf(name, sizeof name, "model.layers.%lld.mlp.experts.%lld.%s", (long long)L, (long long)e, gp[p]);
+            scale_columns(ex[p].w, ex[p].out, ex[p].in, pl->moe_sq);
+            st = keep_modified(pl, name, &ex[p], 0, err);
+        }
+    }
+    if (!st) st = calibrate_expert(pl, L, e, ex, err);
     pl->stats.seconds_gptq += now_s() - t0;
     t0 = now_s();
     for (int64_t s = 0; s < pl->n_samples && !st; s++) {
@@ -1359,7 +1415,7 @@ qn_status qn_pipeline_tensor_hook(void *user, const qn_tensor *t, void **data, q
     float *src = NULL, **owned = NULL;
     size_t len = strlen(t->name);
     int is_w = len > 7 && !strcmp(t->name + len - 7, ".weight"), is_b = len > 5 && !strcmp(t->name + len - 5, ".bias");
-    if (pl->awq && (is_w || is_b) && len < 320) {   /* an AWQ-rescaled weight (unquantized module) or bias */
+    if ((is_w || is_b) && len < 320) {   /* an AWQ-rescaled weight (unquantized module) or bias */
         char mod[320];
         snprintf(mod, sizeof mod, "%.*s", (int)(len - (is_w ? 7 : 5)), t->name);
         long mi = find_module(pl, mod);
