@@ -37,6 +37,10 @@ for gs in 64 128; do
   echo "stories260K-hd64 W4A16 group $gs TinyStories ppl: original $orig, AWQ $a, round-to-nearest $r"
   lt "$a" "$r" && ok || bad "g$gs: AWQ ppl $a not below RTN $r"
 done
+# the shipped AWQ recipe (group 128)
+"$Q" compress "$D" -o "$W/awq-shipped" --recipe "$SRC/recipes/awq_w4a16.yaml" --dataset "$CAL" --num-calibration-samples 8 \
+  --max-seq-length 256 --holdout 0 --no-sample --quiet > "$W/log" 2>&1 && ok || { bad "recipes/awq_w4a16.yaml"; cat "$W/log"; }
+"$Q" inspect "$W/awq-shipped" > "$W/insp0" 2>&1 && ok || { bad "inspect awq_w4a16"; cat "$W/insp0"; }
 recipe "$W/awq8.yaml" AWQModifier 8 64
 "$Q" compress "$D" -o "$W/awq8" --recipe "$W/awq8.yaml" --dataset "$CAL" --num-calibration-samples 8 --max-seq-length 256 \
   --holdout 0 --no-sample --quiet > /dev/null 2>&1 && ok || bad "AWQ W8 compress"

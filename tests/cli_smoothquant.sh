@@ -54,5 +54,19 @@ for M in tiny-random-qwen3-moe tiny-random-glm4-moe; do
       && ok || bad "$M: e_score_correction_bias changed"
   fi
 done
+# the user recipe "W8A8 + 2:4 for serving" as shipped, on stories260K-hd64: config.json field by field
+"$Q" compress "$SHARED/models/stories260K-hd64" -o "$W/serving" --recipe "$SRC/recipes/w8a8_24_serving.yaml" --dataset "$CAL" \
+  --num-calibration-samples 8 --max-seq-length 128 --holdout 0 --no-sample --quiet > "$W/log" 2> "$W/err" && ok || { bad "serving recipe"; cat "$W/err"; }
+grep -q "warning: .*2:4" "$W/err" && ok || bad "no 2:4 vLLM warning"
+C="$W/serving/config.json"
+q() { jq -c "$1" "$C"; }
+[ "$(q '.quantization_config | [.format, .quant_method, .quantization_status, .ignore, .kv_cache_scheme, (.config_groups | keys)]')" \
+  = '["int-quantized","compressed-tensors","compressed",["lm_head"],null,["group_0"]]' ] && ok || bad "top level $(q .quantization_config)"
+[ "$(q '.quantization_config.config_groups.group_0 | [.targets, .format, .weights.num_bits, .weights.type, .weights.strategy, .weights.symmetric, .weights.dynamic, .input_activations.num_bits, .input_activations.type, .input_activations.strategy, .input_activations.symmetric, .input_activations.dynamic, .output_activations]')" \
+  = '[["Linear"],"int-quantized",8,"int","channel",true,false,8,"int","token",true,true,null]' ] && ok || bad "group_0 $(q .quantization_config.config_groups.group_0)"
+[ "$(q '.quantization_config.sparsity_config | [.format, .sparsity_structure, .targets, .ignore, .registry_requires_subclass]')" \
+  = '["dense","2:4",["Linear"],["lm_head"],false]' ] && ok || bad "sparsity_config $(q .quantization_config.sparsity_config)"
+# global_sparsity: half of the 35 pruned Linears' weights over all parameters
+awk -v g="$(q .quantization_config.sparsity_config.global_sparsity)" 'BEGIN { exit !(g > 0.3 && g < 0.5) }' && ok || bad "global_sparsity"
 echo "cli_smoothquant: $passes passed, $fails failed"
 [ $fails -eq 0 ]
