@@ -826,6 +826,25 @@ static void test_gptq_shared(void **state) {
         assert_memory_equal(ws[i], wsep[i], sizeof(float) * (size_t)(rows[i] * 128));
         qn_qparams_free(&psep[i]);
     }
+    /* the persistent factor (streamed experts): the same weights and losses, one call at a time */
+    qn_gptq_factor *fac = NULL;
+    ok(qn_gptq_factor_create(f.H, 128, NULL, &fac, &err), &err);
+    for (int i = 0; i < 3; i++) {
+        memcpy(wsep[i], f.w, sizeof(float) * (size_t)(rows[i] * 128));
+        qn_gptq_target tf = {wsep[i], rows[i], &a[i], &psep[i], gsep, NULL, &rsep};
+        ok(qn_gptq_factor_quantize(fac, &tf, QN_DT_BF16, &err), &err);
+        assert_memory_equal(ws[i], wsep[i], sizeof(float) * (size_t)(rows[i] * 128));
+        assert_true(rs[i].loss == rsep.loss);
+        if (i == 2) assert_memory_equal(gs[2], gsep, sizeof gsep);
+        qn_qparams_free(&psep[i]);
+    }
+    /* again, after both orders were factored (H itself is no longer kept) */
+    memcpy(wsep[0], f.w, sizeof(float) * (size_t)(rows[0] * 128));
+    qn_gptq_target tf0 = {wsep[0], rows[0], &a[0], &psep[0], NULL, NULL, NULL};
+    ok(qn_gptq_factor_quantize(fac, &tf0, QN_DT_BF16, &err), &err);
+    assert_memory_equal(ws[0], wsep[0], sizeof(float) * (size_t)(rows[0] * 128));
+    qn_qparams_free(&psep[0]);
+    qn_gptq_factor_free(fac);
     /* a failing target: nothing changed, nothing held */
     a[1].num_bits = 0;
     for (int i = 0; i < 3; i++) memcpy(ws[i], f.w, sizeof(float) * (size_t)(rows[i] * 128));

@@ -162,6 +162,16 @@ typedef struct {
 qn_status qn_gptq_quantize_shared(qn_gptq_target *t, size_t nt, int64_t cols, float *h,
                                   qn_dtype dtype, const qn_gptq_opts *opts, qn_error *err);
 
+/* The same sharing for weights that arrive one at a time (streamed MoE experts, whose gate/up all
+ * read the MoE block's input): the factor of H is computed on the first weight that needs it (one
+ * per order: identity, activation order) and reused; each call equals qn_gptq_quantize on a copy
+ * of h. h is copied at create. */
+typedef struct qn_gptq_factor qn_gptq_factor;
+qn_status qn_gptq_factor_create(const float *h, int64_t cols, const qn_gptq_opts *opts, qn_gptq_factor **out,
+                                qn_error *err);
+qn_status qn_gptq_factor_quantize(qn_gptq_factor *f, qn_gptq_target *t, qn_dtype dtype, qn_error *err);
+void qn_gptq_factor_free(qn_gptq_factor *f);
+
 /* ------------------------------------------------------------------------------------------ */
 /* SparseGPT                                                                                     */
 

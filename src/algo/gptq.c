@@ -390,3 +390,66 @@ qn_status qn_gptq_quantize(float *w, int64_t rows, int64_t cols, float *h,
     qn_gptq_target t = {w, rows, args, p, g_idx, codes, rep};
     return qn_gptq_quantize_shared(&t, 1, cols, h, dtype, opts, err);
 }
+
+/* ---------- a factor kept for weights that come one at a time ---------- */
+
+struct qn_gptq_factor {
+    qn_gptq_opts o;
+    int64_t cols;
+    float *h;              /* the Hessian (a copy), kept until both orders are factored */
+    int built[2];          /* [0] identity order, [1] activation order */
+    qna_hinv hv[2];
+    uint8_t *dead[2];
+    float *work[2];        /* the factored copies of H (the factor may live in them) */
+    int32_t *perm;
+};
+
+qn_status qn_gptq_factor_create(const float *h, int64_t cols, const qn_gptq_opts *opts, qn_gptq_factor **out,
+                                qn_error *err) {
+    *out = NULL;
+    if (!h || cols <= 0 || cols > INT_MAX) return qn_error_set(err, QN_ERR_INVALID_ARG, "gptq: invalid factor arguments");
+    qn_gptq_factor *f = calloc(1, sizeof *f);
+    if (!f) return qn_error_set(err, QN_ERR_NOMEM, "gptq: out of memory");
+    if (opts) f->o = *opts;
+    else qn_gptq_opts_init(&f->o);
+    f->cols = cols;
+    size_t nn = (size_t)cols * (size_t)cols;
+    if (!(f->h = malloc(nn * sizeof *f->h))) { free(f); return qn_error_set(err, QN_ERR_NOMEM, "gptq: out of memory (Hessian %lld x %lld)", (long long)cols, (long long)cols); }
+    memcpy(f->h, h, nn * sizeof *f->h);
+    *out = f;
+    return QN_OK;
+}
+
+void qn_gptq_factor_free(qn_gptq_factor *f) {
+    if (!f) return;
+    for (int k = 0; k < 2; k++) { qna_hinv_free(&f->hv[k]); free(f->dead[k]); free(f->work[k]); }
+    free(f->perm);
+    free(f->h);
+    free(f);
+}
+
+qn_status qn_gptq_factor_quantize(qn_gptq_factor *f, qn_gptq_target *t, qn_dtype dtype, qn_error *err) {
+    if (!f || !t) return qn_error_set(err, QN_ERR_INVALID_ARG, "gptq: NULL argument");
+    int ao;
+    qn_status st = prepare_target(t, 0, f->cols, dtype, &f->o, &ao, err);
+    if (st) return st;
+    int k = ao != AO_NONE;
+    if (!f->built[k]) {
+        const qna_hinv_cfg cfg = {f->o.dampening_frac, f->o.damp_max_frac, f->o.identity_fallback,
+                                  f->o.factor_f64 != 0, f->o.sweep_f64 != 0};
+        size_t nn = (size_t)f->cols * (size_t)f->cols;
+        /* qna_hinv_build factors in place: a working copy of H */
+        float *hw = f->h ? malloc(nn * sizeof *hw) : NULL;
+        if (!hw) st = qn_error_set(err, QN_ERR_NOMEM, "gptq: out of memory");
+        if (!st) memcpy(hw, f->h, nn * sizeof *hw);
+        if (!st && !(f->dead[k] = malloc((size_t)f->cols))) st = qn_error_set(err, QN_ERR_NOMEM, "gptq: out of memory");
+        if (!st && k && !(f->perm = malloc((size_t)f->cols * sizeof *f->perm))) st = qn_error_set(err, QN_ERR_NOMEM, "gptq: out of memory");
+        if (!st && k) qna_argsort_diag_desc(hw, f->cols, f->perm);
+        if (!st) st = qna_hinv_build(hw, f->cols, k ? f->perm : NULL, &cfg, f->dead[k], &f->hv[k], "gptq", err);
+        if (st) { free(hw); qn_qparams_free(t->p); return st; }
+        f->work[k] = hw;   /* U may be stored in it */
+        f->built[k] = 1;
+        if (f->built[!k]) { free(f->h); f->h = NULL; }   /* both orders factored: H is no longer needed */
+    }
+    return quantize_one(t, f->cols, dtype, &f->o, ao, f->perm, f->dead[k], &f->hv[k], err);
+}

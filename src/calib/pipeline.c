@@ -51,6 +51,7 @@ typedef struct {
     float **rw;
     float **acc;           /* bf16 activations: the layer output accumulated in fp32; NULL: into x */
     uint8_t *done;         /* [experts] */
+    qn_gptq_factor *fac;   /* the shared gate/up Hessian's GPTQ factor (calibrate-all-experts) */
     int64_t n_done;
 } moe_state;
 
@@ -370,20 +371,29 @@ static double quad_form(const float *d, int64_t rows, int64_t cols, const float 
 }
 
 /* Relative output errors sqrt(tr(ΔW H ΔWᵀ) / tr(W H Wᵀ)) of two quantized versions wq1, wq2 of w
- * (H ∝ Σ xxᵀ, so this is ‖XΔWᵀ‖/‖XWᵀ‖); tr(W H Wᵀ) is computed once for both. */
+ * (H ∝ Σ xxᵀ, so this is ‖XΔWᵀ‖/‖XWᵀ‖); tr(W H Wᵀ) is computed once for both. The traces are sums
+ * over output rows, so at most QN_ERROR_ROWS evenly spaced rows are used (exact below that): the
+ * report then costs about QN_ERROR_ROWS/rows of a GPTQ sweep instead of three. */
+#define QN_ERROR_ROWS 64
 static qn_status rel_output_errors(const float *w, const float *wq1, const float *wq2, int64_t rows, int64_t cols,
                                    const float *h, double *e1, double *e2, qn_error *err) {
-    size_t n = (size_t)(rows * cols);
-    float *d = malloc(sizeof(float) * n), *tmp = malloc(sizeof(float) * n);
-    if (!d || !tmp) { free(d); free(tmp); return qn_error_set(err, QN_ERR_NOMEM, "out of memory"); }
-    double base = quad_form(w, rows, cols, h, tmp);
+    int64_t nr = rows < QN_ERROR_ROWS ? rows : QN_ERROR_ROWS;
+    size_t n = (size_t)(nr * cols);
+    float *ws = malloc(sizeof(float) * n), *d = malloc(sizeof(float) * n), *tmp = malloc(sizeof(float) * n);
+    if (!ws || !d || !tmp) { free(ws); free(d); free(tmp); return qn_error_set(err, QN_ERR_NOMEM, "out of memory"); }
+    for (int64_t k = 0; k < nr; k++) memcpy(ws + k * cols, w + (k * rows / nr) * cols, sizeof(float) * (size_t)cols);
+    double base = quad_form(ws, nr, cols, h, tmp);
     const float *wq[2] = {wq1, wq2};
     double *out[2] = {e1, e2};
-    for (int k = 0; k < 2; k++) {
-        for (size_t i = 0; i < n; i++) d[i] = w[i] - wq[k][i];
-        double e = quad_form(d, rows, cols, h, tmp);
-        *out[k] = base > 0 ? sqrt(fmax(e, 0) / base) : 0;
+    for (int q = 0; q < 2; q++) {
+        for (int64_t k = 0; k < nr; k++) {
+            const float *a = w + (k * rows / nr) * cols, *b = wq[q] + (k * rows / nr) * cols;
+            for (int64_t j = 0; j < cols; j++) d[k * cols + j] = a[j] - b[j];
+        }
+        double e = quad_form(d, nr, cols, h, tmp);
+        *out[q] = base > 0 ? sqrt(fmax(e, 0) / base) : 0;
     }
+    free(ws);
     free(d);
     free(tmp);
     return QN_OK;
@@ -918,7 +928,15 @@ static qn_status awq_layer(qn_pipeline *pl, int64_t L, qn_layer *layer, qn_scrat
 /* Quantizes one Linear of the resident layer: GPTQ with Hessian h (h != NULL) — the result is
  * kept for the exporter — or round-to-nearest fake quantization (h == NULL); either way lin->w
  * becomes the quantized weight so the quantized outputs propagate. */
-static qn_status quantize_linear(qn_pipeline *pl, long mi, qn_linear *lin, const float *h, qn_error *err) {
+/* The GPTQ options of a modifier. */
+static void gptq_opts_of(const qn_modifier *md, qn_gptq_opts *go) {
+    qn_gptq_opts_init(go);
+    go->block_size = (int64_t)param_num(md, "block_size", 128);
+    go->dampening_frac = param_num(md, "dampening_frac", 0.01);
+}
+
+static qn_status quantize_linear(qn_pipeline *pl, long mi, qn_linear *lin, const float *h, qn_gptq_factor **fac,
+                                 qn_error *err) {
     const qn_quant_scheme *sch = &pl->plan->groups[pl->plan->group_of[mi]];
     if (!sch->has_weights) return QN_OK;
     qn_dtype dt = weight_dtype(pl, pl->mods[mi].name);
@@ -928,24 +946,28 @@ static qn_status quantize_linear(qn_pipeline *pl, long mi, qn_linear *lin, const
     if (h) {
         const qn_modifier *md = modifier_of_group(pl, pl->plan->group_of[mi]);
         result *r = &pl->res[mi];
-        float *hcopy = malloc(sizeof(float) * (size_t)(cols * cols));
+        float *hcopy = fac ? NULL : malloc(sizeof(float) * (size_t)(cols * cols));
         float *rtn = malloc(sizeof(float) * n);
         r->w = malloc(sizeof(float) * n);
         int group_ord = sch->weights.actorder == QN_ACTORDER_GROUP || sch->weights.actorder == QN_ACTORDER_DYNAMIC;
         if (group_ord) r->g_idx = malloc(sizeof(int32_t) * (size_t)cols);
-        if (!hcopy || !rtn || !r->w || (group_ord && !r->g_idx)) {
+        if ((!fac && !hcopy) || !rtn || !r->w || (group_ord && !r->g_idx)) {
             free(hcopy);
             free(rtn);
             return qn_error_set(err, QN_ERR_NOMEM, "%s: out of memory for GPTQ", pl->mods[mi].name);
         }
-        memcpy(hcopy, h, sizeof(float) * (size_t)(cols * cols));
         memcpy(r->w, lin->w, sizeof(float) * n);
         qn_gptq_opts go;
-        qn_gptq_opts_init(&go);
-        go.block_size = (int64_t)param_num(md, "block_size", 128);
-        go.dampening_frac = param_num(md, "dampening_frac", 0.01);
+        gptq_opts_of(md, &go);
         qn_gptq_report rep;
-        st = qn_gptq_quantize(r->w, rows, cols, hcopy, &sch->weights, dt, &go, &r->p, r->g_idx, NULL, &rep, err);
+        if (fac) {   /* Linears reading one input share one factor of H (computed once) */
+            if (!*fac) st = qn_gptq_factor_create(h, cols, &go, fac, err);
+            qn_gptq_target tg = {r->w, rows, &sch->weights, &r->p, r->g_idx, NULL, &rep};
+            if (!st) st = qn_gptq_factor_quantize(*fac, &tg, dt, err);
+        } else {
+            memcpy(hcopy, h, sizeof(float) * (size_t)(cols * cols));
+            st = qn_gptq_quantize(r->w, rows, cols, hcopy, &sch->weights, dt, &go, &r->p, r->g_idx, NULL, &rep, err);
+        }
         free(hcopy);
         if (st) {
             free(rtn);
@@ -1088,7 +1110,8 @@ static qn_status calibrate_expert(qn_pipeline *pl, int64_t L, int64_t e, qn_line
     for (int p = 0; p < 3 && !st; p++) {
         if (mi[p] < 0) continue;
         const float *h = !gq[p] || no_data ? NULL : p < 2 ? (routed ? hg.h : hgu) : (xs ? hd.h : NULL);
-        st = quantize_linear(pl, mi[p], &lin[p], h, err);
+        /* all experts' gate/up (and the shared expert's) read the MoE input: one factor per layer */
+        st = quantize_linear(pl, mi[p], &lin[p], h, h && h == hgu ? &pl->moe.fac : NULL, err);
     }
     qn_hessian_free(&hd);
     qn_hessian_free(&hg);
@@ -1108,6 +1131,7 @@ static void moe_clear(qn_pipeline *pl) {
     }
     free(ms->xs); free(ms->xp); free(ms->acc); free(ms->rsel); free(ms->rw); free(ms->routes);
     free(ms->done);
+    qn_gptq_factor_free(ms->fac);
     qn_scratch_free(ms->sc);
     if (ms->L >= 0) qn_layer_free(&ms->layer);
     for (int g = 0; g < HG_N; g++) qn_hessian_free(&pl->h[g]);
@@ -1194,6 +1218,7 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     if ((st = qn_layer_load_ex(pl->m, L, QN_LOAD_NO_EXPERTS, &layer, err))) return st;
     long mi_of[QN_LIN_COUNT];
     int gptq_of[QN_LIN_COUNT];
+    qn_gptq_factor *fac[HG_N] = {0};   /* q/k/v and gate/up: one factor of their shared Hessian */
     memset(pl->want, 0, sizeof pl->want);
     memset(pl->want_range, 0, sizeof pl->want_range);
     for (int g = 0; g < HG_N; g++) { pl->gmin[g] = INFINITY; pl->gmax[g] = -INFINITY; }
@@ -1312,7 +1337,10 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
         if (mi < 0) continue;
         const float *h = pl->h[hgroup_of((qn_linear_id)id)].h;
         if (pl->prune && pl->prune[mi] && (st = prune_linear(pl, mi, &layer.lin[id], h, err))) break;
-        st = quantize_linear(pl, mi, &layer.lin[id], gptq_of[id] ? h : NULL, err);
+        int g = hgroup_of((qn_linear_id)id), users = 0;
+        for (int j = 0; j < QN_LIN_COUNT; j++) users += gptq_of[j] && hgroup_of((qn_linear_id)j) == g;
+        /* a factor shared by the group's Linears; a lone one (o_proj, down_proj) factors a copy */
+        st = quantize_linear(pl, mi, &layer.lin[id], gptq_of[id] ? h : NULL, gptq_of[id] && users > 1 ? &fac[g] : NULL, err);
     }
     for (int g = 0; g < HG_N; g++)   /* only the experts' shared gate/up Hessian outlives this point */
         if (g != HG_GATEUP || !is_moe) qn_hessian_free(&pl->h[g]);
@@ -1368,6 +1396,7 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     pl->stats.seconds_forward += now_s() - t0;
     pl->stats.layers_run++;
 done:
+    for (int g = 0; g < HG_N; g++) qn_gptq_factor_free(fac[g]);
     if (st && is_moe && ms->L == L) moe_clear(pl);
     for (int g = 0; g < HG_N; g++) if (!is_moe || ms->L != L) qn_hessian_free(&pl->h[g]);
     if (xs)
