@@ -11,15 +11,11 @@
 set -u
 Q=$1; SHARED=$2; SRC=$3
 MM="$(dirname "$Q")/bench/make_model"
-W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-fails=0; passes=0
-ok() { passes=$((passes+1)); }
-bad() { echo "FAIL $1"; fails=$((fails+1)); }
+. "$SRC/tests/lib.sh"
 CAL="$SRC/data/tinystories/tinystories_valid_subset.txt"
 STORIES="$SRC/data/tinystories/tinystories_sample.txt"
 D="$SHARED/models/stories260K-hd64"
 ppl() { "$Q" ppl "$1" --text "$STORIES" --mode stories --json --quiet | jq .ppl; }
-lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 recipe() { # FILE MODIFIER BITS GROUP
   printf 'quant_stage:\n  quant_modifiers:\n    %s:\n      ignore: [lm_head]\n      config_groups:\n        group_0:\n          targets: [Linear]\n          weights: {num_bits: %s, type: int, symmetric: true, strategy: group, group_size: %s}\n' "$2" "$3" "$4" > "$1"
 }
@@ -77,5 +73,4 @@ ns=$(jq '[keys[] | select(test("experts\\.[0-9]+\\.(gate|up|down)_proj\\.input_s
 # inspect: every tensor as the config says (its vLLM findings on 2:4 with int4 are the recipe's, warned above)
 "$Q" inspect "$W/mixed" > "$W/insp" 2>&1
 grep -q "Linear modules checked against their decisions: 0 mismatches" "$W/insp" && ok || { bad "inspect mixed"; cat "$W/insp"; }
-echo "cli_awq: $passes passed, $fails failed"
-[ $fails -eq 0 ]
+finish cli_awq

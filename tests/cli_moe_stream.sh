@@ -9,10 +9,7 @@
 set -u
 Q=$1; SHARED=$2; SRC=$3
 MM="$(dirname "$Q")/bench/make_model"
-W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-fails=0; passes=0
-ok() { passes=$((passes+1)); }
-bad() { echo "FAIL $1"; fails=$((fails+1)); }
+. "$SRC/tests/lib.sh"
 CAL="$SRC/data/tinystories/tinystories_valid_subset.txt"
 H=256; I=512
 gen() { "$MM" --preset glm-4.5-air --hidden $H --moe-inter $I --inter $I --experts "$1" --top-k 2 --layers 2 --first-dense 1 \
@@ -42,5 +39,4 @@ if ldd "$Q" 2>/dev/null | grep -q libasan; then
 else
   [ -n "$r4" ] && [ -n "$r64" ] && awk -v a="$r64" -v b="$budget" 'BEGIN { exit !(a <= b) }' && ok || bad "peak RSS $r64 MB over $budget MB"
 fi
-echo "cli_moe_stream: $passes passed, $fails failed"
-[ $fails -eq 0 ]
+finish cli_moe_stream

@@ -10,15 +10,11 @@
 # usage: cli_smoothquant.sh QUENCH SHARED_DIR SOURCE_DIR
 set -u
 Q=$1; SHARED=$2; SRC=$3
-W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-fails=0; passes=0
-ok() { passes=$((passes+1)); }
-bad() { echo "FAIL $1"; fails=$((fails+1)); }
+. "$SRC/tests/lib.sh"
 WIKI="$SHARED/data/wikitext-2-raw/wiki.test.raw"
 STORIES="$SRC/data/tinystories/tinystories_sample.txt"
 CAL="$SRC/data/tinystories/tinystories_valid_subset.txt"
 ppl() { "$Q" ppl "$1" --text "$STORIES" --mode stories --json --quiet | jq .ppl; }
-lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 sq_recipe() { printf 'quant_stage:\n  quant_modifiers:\n    SmoothQuantModifier:\n      smoothing_strength: 0.5\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W8A8\n      ignore: [lm_head, "re:.*mlp.gate$"]\n' > "$1"; }
 sq_recipe "$W/sq.yaml"
 printf 'GPTQModifier:\n  targets: [Linear]\n  scheme: W8A8\n  ignore: [lm_head, "re:.*mlp.gate$"]\n' > "$W/g8.yaml"
@@ -68,5 +64,4 @@ q() { jq -c "$1" "$C"; }
   = '["dense","2:4",["Linear"],["lm_head"],false]' ] && ok || bad "sparsity_config $(q .quantization_config.sparsity_config)"
 # global_sparsity: half of the 35 pruned Linears' weights over all parameters
 awk -v g="$(q .quantization_config.sparsity_config.global_sparsity)" 'BEGIN { exit !(g > 0.3 && g < 0.5) }' && ok || bad "global_sparsity"
-echo "cli_smoothquant: $passes passed, $fails failed"
-[ $fails -eq 0 ]
+finish cli_smoothquant
