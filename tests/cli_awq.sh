@@ -44,6 +44,16 @@ a8=$(ppl "$W/awq8")
 echo "AWQ W8A16 group 64: $a8 (original $orig)"
 awk -v a="$a8" -v o="$orig" 'BEGIN { d = a - o; if (d < 0) d = -d; exit !(d < 0.001 * o) }' && ok || bad "AWQ W8 ppl $a8 vs $orig"
 
+# AWQ W8A16 on the tiny MoE models: the folds (attention, every expert's up -> down) keep the function
+printf 'AWQModifier:\n  targets: [Linear]\n  scheme: W8A16\n  ignore: [lm_head, "re:.*mlp.gate$"]\n' > "$W/a8moe.yaml"
+for M in tiny-random-qwen3-moe tiny-random-glm4-moe; do
+  "$Q" compress "$SHARED/models/$M" -o "$W/a8-$M" --recipe "$W/a8moe.yaml" --dataset "$CAL" --num-calibration-samples 8 \
+    --max-seq-length 128 --holdout 0 --no-sample --quiet > "$W/log" 2>&1 && ok || { bad "$M AWQ W8"; cat "$W/log"; }
+  kl=$("$Q" compare "$SHARED/models/$M" "$W/a8-$M" --text "$STORIES" --max-tokens 1024 --json --quiet | jq .kl_mean)
+  echo "$M AWQ W8A16: mean KL $kl, $(jq .calibration.awq_mappings "$W/a8-$M/quench_report.json") mappings"
+  lt "$kl" 1e-4 && ok || bad "$M AWQ W8 KL $kl"
+done
+
 # the user recipe "2:4 + mixed INT4/INT8", unchanged, on an MoE model
 G="$W/glm"
 "$MM" --preset glm-4.5-air --hidden 256 --experts 8 --top-k 2 --moe-inter 256 --inter 512 --layers 2 --first-dense 1 \
@@ -52,6 +62,10 @@ R="$SRC/recipes/sparse24_awq_mixed_int4_int8.yaml"
 "$Q" compress "$G" -o "$W/mixed" --recipe "$R" --dataset "$CAL" --num-calibration-samples 8 --max-seq-length 128 \
   --holdout 0 --no-sample > "$W/mlog" 2> "$W/merr" && ok || { bad "mixed recipe compress"; cat "$W/merr"; }
 grep -q "target 're:(?!.\*experts).\*Linear' (config group 'base_int4') matches no module" "$W/merr" && ok || bad "no warning for base_int4"
+# AWQ mappings: dense layer 0 q/k/v, gate/up, up->down (v->o skipped: GQA); MoE layer 1 q/k/v and
+# up->down of each of its 8 routed experts and of the shared expert
+[ "$(jq .calibration.awq_mappings "$W/mixed/quench_report.json")" = 13 ] && ok || bad "mixed: AWQ mappings $(jq .calibration.awq_mappings "$W/mixed/quench_report.json")"
+[ "$(jq .calibration.awq_skipped_moe_mappings "$W/mixed/quench_report.json")" = 1 ] && ok || bad "mixed: skipped MoE mappings"
 C="$W/mixed/config.json"
 q() { jq -c "$1" "$C"; }
 [ "$(q '.quantization_config.format')" = '"mixed-precision"' ] && ok || bad "format $(q '.quantization_config.format')"

@@ -400,7 +400,7 @@ static qn_status rel_output_errors(const float *w, const float *wq1, const float
 }
 
 static qn_dtype weight_dtype(const qn_pipeline *pl, const char *module) {
-    char name[320];
+    char name[400];
     snprintf(name, sizeof name, "%s.weight", module);
     const qn_tensor *t = qn_st_set_find(pl->m->tensors, name);
     if (t && (t->dtype == QN_DT_BF16 || t->dtype == QN_DT_F16)) return t->dtype;
@@ -841,7 +841,7 @@ static qn_status awq_layer(qn_pipeline *pl, int64_t L, qn_layer *layer, qn_scrat
             quantized |= bal[k][b].args != NULL;
         }
         on[k] &= quantized;   /* as llm-compressor: a mapping none of whose balance layers is quantized is skipped */
-        if (layer->is_moe && pl->awq_map[k] && k >= AWQ_GATEUP) pl->stats.awq_skipped++;
+        if (layer->is_moe && pl->awq_map[k] && k == AWQ_GATEUP) pl->stats.awq_skipped++;   /* AWQ_DOWN: per expert */
     }
     if (!(on[0] | on[1] | on[2] | on[3])) return QN_OK;
     if (pl->opts.progress) pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "awq");
@@ -1037,6 +1037,46 @@ static void expert_modules(const qn_pipeline *pl, const char *prefix, long mi[3]
     }
 }
 
+/* AWQ of one expert's up_proj -> down_proj: the grid search with the Gram loss of the down input
+ * (hd), the fold (up rows / s, down columns * s, in the model dtype), and hd rescaled to the
+ * smoothed input (H_ij / (s_i s_j)) for the GPTQ that follows. */
+static qn_status awq_expert_down(qn_pipeline *pl, const char *prefix, qn_linear lin[3], qn_hessian *hd,
+                                 const qn_awq_xmean *axm, qn_error *err) {
+    int64_t inter = lin[2].in;
+    char nd[320], nu[320];
+    snprintf(nd, sizeof nd, "%s.down_proj", prefix);
+    snprintf(nu, sizeof nu, "%s.up_proj", prefix);
+    long md = find_module(pl, nd);
+    const qn_quant_scheme *sch = &pl->plan->groups[pl->plan->group_of[md]];
+    qn_awq_balance b = {lin[2].w, lin[2].out, inter, &sch->weights, weight_dtype(pl, nd)};
+    float *xmean = malloc(sizeof(float) * (size_t)inter * 2), *sc = xmean ? xmean + inter : NULL;
+    if (!xmean) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+    qn_awq_opts o;
+    qn_awq_opts_init(&o);
+    o.n_grid = (int)param_num(pl->awq, "n_grid", 20);
+    const cJSON *duo = cJSON_GetObjectItemCaseSensitive(pl->awq->params, "duo_scaling");
+    o.duo_scaling = cJSON_IsString(duo) ? QN_AWQ_DUO_BOTH : cJSON_IsFalse(duo) ? QN_AWQ_DUO_FALSE : QN_AWQ_DUO_TRUE;
+    qn_awq_report rep;
+    qn_awq_gram_ctx g = {&b, 1, hd->h, (double)hd->nsamples / (2.0 * (double)axm->count)};
+    qn_status st = qn_awq_xmean_finalize(axm, xmean, err);
+    if (!st) st = qn_awq_search(&b, 1, NULL, xmean, &o, qn_awq_gram_loss, &g, sc, &rep, err);
+    if (!st) st = qn_awq_scale_smooth_rows(lin[1].w, lin[1].out, lin[1].in, NULL, sc, lin[1].out, weight_dtype(pl, nu), err);
+    if (!st) st = qn_awq_scale_balance(lin[2].w, lin[2].out, inter, sc, b.dtype, err);
+    if (!st) st = keep_modified(pl, nu, &lin[1], 0, err);
+    if (!st) st = keep_modified(pl, nd, &lin[2], 0, err);
+    if (!st) {
+        for (int64_t i = 0; i < inter; i++)
+            for (int64_t j = 0; j < inter; j++) hd->h[i * inter + j] /= sc[i] * sc[j];
+        pl->stats.awq_mappings++;
+        pl->stats.awq_loss += rep.best_loss;
+        pl->stats.awq_loss_identity += rep.loss_identity;
+    } else {
+        qn_error_prefix(err, "AWQ of %s", nd);
+    }
+    free(xmean);
+    return st;
+}
+
 /* MoE layer, every calibration token through every expert (llm-compressor's calibrate-all-experts):
  * all experts' gate/up see the same input, the MoE block's normed input, so they share ONE Hessian
  * (pl->h[HG_GATEUP], accumulated by the statistics pass); each expert's down_proj gets its own,
@@ -1062,13 +1102,18 @@ static qn_status calibrate_expert(qn_pipeline *pl, int64_t L, int64_t e, qn_line
     int64_t seen = 0;
     const int64_t H = c->hidden_size, k = pl->moe.layer.moe.top_k;
     qn_status st = QN_OK;
-    int need_down = gq[2] || rng[2];
+    /* AWQ up_proj -> down_proj of this expert (parent: its down_proj; loss from the down input's Gram) */
+    int awq_down = pl->awq && pl->awq_map[AWQ_DOWN] && mi[1] >= 0 && mi[2] >= 0 && xs &&
+                   pl->plan->groups[pl->plan->group_of[mi[2]]].has_weights;
+    qn_awq_xmean axm = {0};
+    int need_down = gq[2] || rng[2] || awq_down;
     if ((gq[0] || gq[1] || need_down || rng[0] || rng[1]) && xs) {
         int64_t inter = lin[0].out;
         float *g = malloc(sizeof(float) * (size_t)(pl->max_t * inter)), *u = malloc(sizeof(float) * (size_t)(pl->max_t * inter));
         float *xr = routed ? malloc(sizeof(float) * (size_t)(pl->max_t * H)) : NULL;
         if (!g || !u || (routed && !xr)) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for expert activations");
-        if (!st && gq[2]) st = qn_hessian_init(&hd, inter, err);
+        if (!st && (gq[2] || awq_down)) st = qn_hessian_init(&hd, inter, err);
+        if (!st && awq_down) st = qn_awq_xmean_init(&axm, inter, err);
         if (!st && routed && (gq[0] || gq[1])) st = qn_hessian_init(&hg, H, err);
         for (int64_t s = 0; s < pl->n_samples && !st; s++) {
             int64_t T = pl->len[s];
@@ -1089,10 +1134,13 @@ static qn_status calibrate_expert(qn_pipeline *pl, int64_t L, int64_t e, qn_line
             if (!(st = qn_linear_forward(&lin[0], x, T, g, err)) && !(st = qn_linear_forward(&lin[1], x, T, u, err))) {
                 for (int64_t i = 0; i < T * inter; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
                 if (rng[2]) range_of(g, (size_t)(T * inter), &mn[1], &mx[1]);
-                if (gq[2]) st = qn_hessian_add(&hd, g, T, inter, 1, err);
+                if (hd.n) st = qn_hessian_add(&hd, g, T, inter, 1, err);
+                if (!st && awq_down) st = qn_awq_xmean_add(&axm, g, T, inter, err);
             }
         }
         if (!st && hd.n) qn_hessian_finalize(&hd);
+        if (!st && awq_down && axm.count > 0) st = awq_expert_down(pl, prefix, lin, &hd, &axm, err);
+        qn_awq_xmean_free(&axm);
         if (!st && hg.n) qn_hessian_finalize(&hg);
         free(g);
         free(u);
@@ -1251,6 +1299,7 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
             expert_modules(pl, prefix, emi, gq, &any);
             if (gq[0] || gq[1]) pl->want[HG_GATEUP] = 1;
             need_x |= gq[2] || static_input(pl, emi[2]);
+            if (pl->awq && pl->awq_map[AWQ_DOWN] && emi[1] >= 0 && emi[2] >= 0) need_x = 1;   /* AWQ up -> down */
             if (static_input(pl, emi[0]) || static_input(pl, emi[1])) {
                 pl->want_range[HG_GATEUP] = 1;
                 if (pl->opts.routed_only) need_x = 1;

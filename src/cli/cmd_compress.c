@@ -211,7 +211,7 @@ static void print_gptq_summary(const qn_pipeline_stats_t *s) {
     if (s->awq_mappings)
         printf("AWQ             %lld mappings (%.2f s): parent output MSE %.4g with the chosen scales vs %.4g without scaling%s\n",
                (long long)s->awq_mappings, s->seconds_awq, s->awq_loss, s->awq_loss_identity,
-               s->awq_skipped ? "; MoE MLP mappings left out" : "");
+               s->awq_skipped ? "; the MoE blocks' post_attention_layernorm mappings left out" : "");
     if (s->experts_streamed)
         printf("  experts       %lld routed experts streamed (loaded, calibrated, quantized, freed one at a time)\n",
                (long long)s->experts_streamed);
