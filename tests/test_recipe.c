@@ -692,6 +692,11 @@ static void test_bad_recipes(void **state) {
     parse_fail("AWQModifier: {scheme: W4A16, mappings: [{smooth_layer: a, balance: [b]}]}\n", A, QN_ERR_FORMAT,
                "mappings[0]: unknown field 'balance'", NULL);
     parse_fail("AWQModifier: {scheme: W4A16, offload_device: \"the GPU\"}\n", A, QN_ERR_FORMAT, "offload_device", NULL);
+    parse_fail("AWQModifier: {scheme: W4A16, smooth_layer_quantization: true}\n", A, QN_ERR_UNSUPPORTED,
+               "smooth_layer_quantization: true is not supported", NULL);
+    parse_fail("AWQModifier: {scheme: W4A16, smooth_layer_quantization: 1}\n", A, QN_ERR_FORMAT,
+               "smooth_layer_quantization must be true or false", NULL);
+    qn_recipe_free(parse_ok("AWQModifier: {scheme: W4A16, smooth_layer_quantization: false}\n", A));
     /* recipe structure */
     parse_fail("quant_stage:\n  QuantizationModifier: {scheme: W4A16}\n", 0, QN_ERR_FORMAT,
                "directly in a stage", "_modifiers");

@@ -38,6 +38,7 @@
  *     ignore, num_calibration_steps, calibration_function (only null: YAML cannot name a function).
  *   AWQModifier: QuantizationMixin + mappings ([{smooth_layer, balance_layers,
  *     activation_hook_target}]), duo_scaling (true | false | "both"), n_grid (20), offload_device,
+ *     smooth_layer_quantization (false only),
  *     sequential_targets, cache_chunk_size_batches.
  * Every "re:" entry (targets, ignore, mappings) is compiled once here, so a bad regex fails before
  * a model is loaded.
@@ -286,7 +287,7 @@ static const char *const F_SPARSEGPT[] = {
 static const char *const F_SMOOTHQUANT[] = {"smoothing_strength", "mappings", "ignore",
                                             "num_calibration_steps", "calibration_function", NULL};
 static const char *const F_AWQ[] = {"sequential_targets", "mappings", "offload_device", "duo_scaling",
-                                    "n_grid", "cache_chunk_size_batches", NULL};
+                                    "n_grid", "cache_chunk_size_batches", "smooth_layer_quantization", NULL};
 
 static void kind_fields(qn_modifier_kind k, const char *const *lists[4]) {
     lists[0] = F_BASE;
@@ -732,6 +733,14 @@ static qn_status awq_fields(builder *b, const char *path, const cJSON *args, qn_
     else if (cJSON_IsString(v) && !strcmp(v->valuestring, "both")) duo = cJSON_CreateString("both");
     else return ferr(b, path, QN_ERR_FORMAT, "duo_scaling must be true, false or \"both\" (got %s)", jtype(v));
     if ((st = put(b, m->params, "duo_scaling", duo))) return st;
+    /* llm-compressor HEAD's smooth_layer_quantization (default false): quench searches with the
+     * smooth layer unquantized, as that default does */
+    v = cJSON_GetObjectItemCaseSensitive(args, "smooth_layer_quantization");
+    if (v && !cJSON_IsNull(v) && !cJSON_IsBool(v))
+        return ferr(b, path, QN_ERR_FORMAT, "smooth_layer_quantization must be true or false (got %s)", jtype(v));
+    if (cJSON_IsTrue(v))
+        return ferr(b, path, QN_ERR_UNSUPPORTED, "smooth_layer_quantization: true is not supported (quench's AWQ search "
+                    "quantizes the balance layers only, llm-compressor's default)");
     v = cJSON_GetObjectItemCaseSensitive(args, "offload_device");
     if (v && !cJSON_IsNull(v)) {
         const char *s = cJSON_IsString(v) ? v->valuestring : "";
