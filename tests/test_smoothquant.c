@@ -66,7 +66,65 @@ static void test_smoothquant_folds(void **st) {
     free(tmp); free(model); free(recipe); free(cal);
 }
 
+/* Smoothing alone (a SmoothQuantModifier-only recipe writes the smoothed float model): on the fp32
+ * stories260K the norms and q/k/v, gate/up change, and the logits equal the original's within
+ * 1e-4 relative (issue #6: SmoothQuant preserves the function before quantization). */
+static void test_smoothquant_function(void **st) {
+    (void)st;
+    char *tmp = tu_tmpdir(), cmd[20000], *model = tu_shared("models/stories260K");
+    char *cal = tu_source("data/tinystories/tinystories_valid_subset.txt");
+    char recipe[4200], dir[4200];
+    snprintf(recipe, sizeof recipe, "%s/sq.yaml", tmp);
+    FILE *f = fopen(recipe, "w");
+    assert_non_null(f);
+    fputs("SmoothQuantModifier:\n  smoothing_strength: 0.8\n", f);
+    fclose(f);
+    snprintf(dir, sizeof dir, "%s/sq", tmp);
+    snprintf(cmd, sizeof cmd, "'%s/quench' compress '%s' -o '%s' --recipe '%s' --dataset '%s' --num-calibration-samples 16 "
+             "--max-seq-length 256 --holdout 0 --no-sample --quiet > /dev/null 2>&1", QN_BINARY_DIR, model, dir, recipe, cal);
+    assert_int_equal(system(cmd), 0);
+    qn_error err = {0};
+    qn_model *a, *b;
+    if (qn_model_open(model, &a, &err) || qn_model_open(dir, &b, &err)) fail_msg("%s", err.msg);
+    assert_null(b->ct);   /* a float checkpoint: no quantization_config */
+    int64_t H = a->cfg.hidden_size, changed = 0;
+    for (int64_t l = 0; l < a->cfg.num_hidden_layers; l++) {
+        qn_layer la, lb;
+        if (qn_layer_load(a, l, &la, &err) || qn_layer_load(b, l, &lb, &err)) fail_msg("%s", err.msg);
+        for (int64_t j = 0; j < H; j++) changed += la.attn_norm[j] != lb.attn_norm[j];
+        for (int64_t j = 0; j < H; j++) changed += la.mlp_norm[j] != lb.mlp_norm[j];
+        for (int64_t j = 0; j < H; j++) changed += la.lin[QN_LIN_Q].w[j] != lb.lin[QN_LIN_Q].w[j];
+        qn_layer_free(&la);
+        qn_layer_free(&lb);
+    }
+    assert_true(changed > 3 * H);
+    qn_llm *la, *lb;
+    if (qn_llm_create(a, 64, &la, &err) || qn_llm_create(b, 64, &lb, &err)) fail_msg("%s", err.msg);
+    int32_t ids[48];
+    for (int i = 0; i < 48; i++) ids[i] = (int32_t)(1 + (i * 37) % (a->cfg.vocab_size - 1));
+    int64_t V = a->cfg.vocab_size;
+    float *ya = malloc(sizeof(float) * (size_t)(48 * V)), *yb = malloc(sizeof(float) * (size_t)(48 * V));
+    assert_non_null(ya);
+    assert_non_null(yb);
+    if (qn_llm_forward(la, ids, 48, 0, ya, 0, &err) || qn_llm_forward(lb, ids, 48, 0, yb, 0, &err)) fail_msg("%s", err.msg);
+    double md = 0, mx = 0;
+    for (int64_t i = 0; i < 48 * V; i++) {
+        md = fmax(md, fabs((double)ya[i] - yb[i]));
+        mx = fmax(mx, fabs((double)ya[i]));
+    }
+    print_message("SmoothQuant 0.8 alone: max |logit difference| %.3g of max |logit| %.3g (%.2g relative)\n", md, mx, md / mx);
+    assert_true(md <= 1e-4 * mx);
+    free(ya);
+    free(yb);
+    qn_llm_free(la);
+    qn_llm_free(lb);
+    qn_model_close(a);
+    qn_model_close(b);
+    tu_rmrf(tmp);
+    free(tmp); free(model); free(cal);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_smoothquant_folds)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_smoothquant_folds), cmocka_unit_test(test_smoothquant_function)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,6 +110,9 @@ typedef struct {
     int ct_version;               /* 0: QN_CT_VERSION_DEFAULT */
     const char *format;           /* NULL, or a format for every quantized module (LLMC quantization_format) */
     int no_fuse_tensor_scales;    /* see the header comment */
+    int float_only_ok;            /* 1: a plan that quantizes nothing is written as a float checkpoint
+                                  * (no quantization_config) — a smoothing-only recipe, whose rescaled
+                                  * weights come through tensor_hook */
     /* Static (non-dynamic) per-tensor input activations need calibrated ranges: input_min/max
      * [n_modules] (NULL: such schemes are refused). */
     const float *input_min, *input_max;

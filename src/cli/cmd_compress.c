@@ -477,6 +477,8 @@ int cmd_compress(int argc, char **argv) {
         o.sparse24 = qn_pipeline_sparse24(pl);
         o.input_min = qn_pipeline_input_min(pl);
         if (plan.kv_cache_scheme) { o.kv_scales = qn_pipeline_kv_scales; o.kv_user = pl; }
+        for (size_t k = 0; k < qn_recipe_modifier_count(r); k++)   /* SmoothQuant alone: a smoothed float model */
+            if (qn_recipe_modifier(r, k)->kind == QN_MOD_SMOOTHQUANT) o.float_only_ok = 1;
         o.tensor_hook = qn_pipeline_tensor_hook;
         o.tensor_user = pl;
         o.input_max = qn_pipeline_input_max(pl);

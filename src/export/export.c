@@ -940,7 +940,7 @@ static qn_status plan_all(const qn_module *mods, size_t n, const qn_recipe_plan 
         stats->linear_quantized++;
     }
     note_compat(mods, n, mp, stats);
-    if (!stats->linear_quantized)
+    if (!stats->linear_quantized && !o->float_only_ok)
         return qn_error_set(err, QN_ERR_INVALID_ARG, "the recipe quantizes none of the %zu Linear modules", n);
     return QN_OK;
 }
@@ -1005,8 +1005,10 @@ qn_status qn_export_model(const char *model_dir, const char *out_dir, const qn_m
     mp = calloc(n_mods ? n_mods : 1, sizeof *mp);
     if (!mp) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto done; }
     if ((st = plan_all(mods, n_mods, plan, set, o, v, mp, stats, err))) goto done;
-    if ((st = build_quant_config(mods, n_mods, plan, mp, v, &qc, stats->format, err))) goto done;
-    if (o->sparsity_config_json && v >= QN_CT_VERSION(0, 11)) {
+    int float_only = !stats->linear_quantized;   /* (float_only_ok) no quantization_config at all */
+    if (float_only) snprintf(stats->format, sizeof stats->format, "none (float)");
+    if (!float_only && (st = build_quant_config(mods, n_mods, plan, mp, v, &qc, stats->format, err))) goto done;
+    if (!float_only && o->sparsity_config_json && v >= QN_CT_VERSION(0, 11)) {
         cJSON *sc = cJSON_Parse(o->sparsity_config_json);
         qn_pyjson *pj = sc ? qn_pyjson_from_cjson(sc) : NULL;
         cJSON_Delete(sc);
@@ -1015,7 +1017,7 @@ qn_status qn_export_model(const char *model_dir, const char *out_dir, const qn_m
             goto done;
         }
     }
-    if (qn_pyjson_set(cj, "quantization_config", qc)) {
+    if (!float_only && qn_pyjson_set(cj, "quantization_config", qc)) {
         qc = NULL;
         st = qn_error_set(err, QN_ERR_NOMEM, "out of memory");
         goto done;
