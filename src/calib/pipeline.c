@@ -928,6 +928,8 @@ static qn_status awq_layer(qn_pipeline *pl, int64_t L, qn_layer *layer, qn_scrat
 /* Quantizes one Linear of the resident layer: GPTQ with Hessian h (h != NULL) — the result is
  * kept for the exporter — or round-to-nearest fake quantization (h == NULL); either way lin->w
  * becomes the quantized weight so the quantized outputs propagate. */
+#define QN_GPTQ_F64_MAX_COLS 8192
+
 /* The GPTQ options of a modifier. */
 static void gptq_opts_of(const qn_modifier *md, qn_gptq_opts *go) {
     qn_gptq_opts_init(go);
@@ -959,6 +961,9 @@ static qn_status quantize_linear(qn_pipeline *pl, long mi, qn_linear *lin, const
         memcpy(r->w, lin->w, sizeof(float) * n);
         qn_gptq_opts go;
         gptq_opts_of(md, &go);
+        /* the double-precision factor costs 2x the Hessian's memory: above QN_GPTQ_F64_MAX_COLS
+         * inputs (GLM-4.5-Air's o_proj reads 12288) factor in fp32, as llm-compressor always does */
+        if (cols > QN_GPTQ_F64_MAX_COLS) go.factor_f64 = 0;
         qn_gptq_report rep;
         if (fac) {   /* Linears reading one input share one factor of H (computed once) */
             if (!*fac) st = qn_gptq_factor_create(h, cols, &go, fac, err);
