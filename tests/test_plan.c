@@ -481,6 +481,16 @@ static void test_compress_estimate(void **state) {
     assert_int_equal(r->quench_total_bytes, r->layer_fp32_bytes + r->hessian_bytes + r->activation_bytes);
     assert_int_equal(r->llmc_cpu_bytes, p->params.total_params * 2 + 16 * 128 * 256 * 2);
     assert_int_equal(r->llmc_gpu_bytes, layer * 2 + r->hessian_bytes);
+    /* as built: the same layer, the attention results, the widest input's (512) Hessian copy +
+     * double factor and 3 copies of the largest Linear (256 x 512), one activation copy */
+    int64_t attn = layer - 3 * 512 * 256;
+    assert_int_equal(r->resident_layer_bytes, layer * 4);
+    assert_int_equal(r->result_bytes, attn * 4);
+    assert_int_equal(r->hessian_bytes_built, r->hessian_bytes);
+    assert_int_equal(r->gptq_workspace_bytes, 512 * 512 * 12 + 3 * 256 * 512 * 4);
+    assert_int_equal(r->activation_bytes_built, 16 * 128 * 256 * 4);
+    assert_int_equal(r->quench_built_bytes, layer * 4 + attn * 4 + r->hessian_bytes + 512 * 512 * 12 + 3 * 256 * 512 * 4 +
+                                            16 * 128 * 256 * 4);
     free(p);
     qn_config_free(&c);
 
@@ -493,6 +503,11 @@ static void test_compress_estimate(void **state) {
     assert_int_equal(p->compress.hessian_bytes, (H * H + q * q + 128 * (H * H + Im * Im)) * 4);
     assert_int_equal(p->compress.hessian_bytes_seq, (H * H + q * q + (H * H + Im * Im)) * 4);
     assert_int_equal(p->compress.activation_bytes, 512LL * 2048 * 2048 * 4 * 2);
+    /* as built: one shared gate/up Hessian and one expert's down Hessian; three activation copies */
+    assert_int_equal(p->compress.hessian_bytes_built, (H * H + q * q + H * H + Im * Im) * 4);
+    assert_int_equal(p->compress.gptq_workspace_bytes, q * q * 12 + 3 * H * q * 4);
+    assert_int_equal(p->compress.activation_bytes_built, 512LL * 2048 * 2048 * 4 * 3);
+    assert_int_equal(p->compress.resident_layer_bytes, p->compress.layer_fp32_bytes - 127 * 3 * H * Im * 4);   /* 1 of 128 experts */
     free(p);
     qn_config_free(&c);
 }

@@ -188,6 +188,15 @@ typedef struct {
     int64_t activation_bytes;        /* samples × seq × H × 4 × 2 */
     int64_t quench_total_bytes;      /* layer + hessians + activations */
     int64_t quench_total_seq_bytes;  /* with experts one at a time */
+    /* what quench compress holds as built (calibrate-all-experts, experts streamed): */
+    int64_t resident_layer_bytes;    /* the layer in fp32 without its routed experts, plus one expert */
+    int64_t result_bytes;            /* GPTQ results of the attention Linears kept until written (fp32) */
+    int64_t hessian_bytes_built;     /* q/k/v, o, gate/up (one shared by all experts), one down */
+    int64_t gptq_workspace_bytes;    /* the largest Linear's Hessian copy + factor (double up to 8192
+                                      * inputs) + its weight copies (GPTQ, round-to-nearest, export) */
+    int64_t activation_bytes_built;  /* samples × seq × H × 4 × (1 dense; 3 MoE: the layer input, the MoE
+                                      * inputs of the statistics and the propagation passes) */
+    int64_t quench_built_bytes;      /* the sum of the five above */
     /* llm-compressor (its documented sequential pipeline) */
     int64_t llmc_cpu_bytes;          /* whole model in the model dtype + cached activations */
     int64_t llmc_gpu_bytes;          /* one layer in the model dtype + its Hessians (fp32) */

@@ -44,9 +44,10 @@ typedef struct {
     int64_t L;             /* -1: none */
     qn_layer layer;        /* without routed experts; attention already quantized */
     qn_scratch *sc;
-    float **xs;            /* [samples] MoE input of the statistics pass (original attention), or NULL */
+    void **xs;             /* [samples] MoE input of the statistics pass (original attention), or NULL;
+                            * fp32, or bf16 with --activations bf16 (moe_store / moe_load) */
     int32_t **routes;      /* routed-only statistics: that pass's routing [T * top_k] */
-    float **xp;            /* [samples] MoE input of the propagation (compressed attention) */
+    void **xp;             /* [samples] MoE input of the propagation (compressed attention), as xs */
     int32_t **rsel;        /* [samples] its routing [T * top_k] */
     float **rw;
     float **acc;           /* bf16 activations: the layer output accumulated in fp32; NULL: into x */
@@ -79,7 +80,7 @@ struct qn_pipeline {
     int want[HG_N];
     qn_error *hook_err;
     qn_status hook_st;
-    float **moe_in;        /* MoE layers: the MoE block's normed input per sample (for down_proj) */
+    void **moe_in;         /* MoE layers: the MoE block's normed input per sample (for down_proj) */
     const qn_modifier **prune;   /* [n_mods]: the SparseGPTModifier pruning each module, or NULL */
     float *in_min, *in_max;      /* [n_mods] input ranges for static activation scales */
     uint8_t *in_seen;            /* [n_mods] */
@@ -336,6 +337,25 @@ fail:
 
 const qn_pipeline_stats_t *qn_pipeline_stats(const qn_pipeline *pl) { return &pl->stats; }
 
+/* MoE inputs kept per sample: fp32, or bf16 with --activations bf16 (half the memory). */
+static void *moe_store(const qn_pipeline *pl, const float *x, int64_t n) {
+    if (!pl->bf16) {
+        float *b = malloc(sizeof(float) * (size_t)(n ? n : 1));
+        if (b) memcpy(b, x, sizeof(float) * (size_t)n);
+        return b;
+    }
+    uint16_t *b = malloc(sizeof(uint16_t) * (size_t)(n ? n : 1));
+    if (b) for (int64_t i = 0; i < n; i++) b[i] = qn_f32_to_bf16(x[i]);
+    return b;
+}
+
+static const float *moe_load(const qn_pipeline *pl, const void *p, int64_t n, float *buf) {
+    if (!pl->bf16) return p;
+    const uint16_t *b = p;
+    for (int64_t i = 0; i < n; i++) buf[i] = qn_bf16_to_f32(b[i]);
+    return buf;
+}
+
 static void stats_hook(void *user, int64_t layer, qn_linear_id id, const float *x, int64_t T, int64_t in) {
     (void)layer;
     qn_pipeline *pl = user;
@@ -349,9 +369,8 @@ static void stats_hook(void *user, int64_t layer, qn_linear_id id, const float *
     if ((int)id < 0 || id >= QN_LIN_COUNT) return;
     int g = hgroup_of(id);
     if (pl->moe_in && id == QN_LIN_GATE && !pl->hook_st) {
-        float *b = malloc(sizeof(float) * (size_t)(T * in));
+        void *b = moe_store(pl, x, T * in);
         if (!b) { pl->hook_st = qn_error_set(pl->hook_err, QN_ERR_NOMEM, "out of memory for the MoE inputs"); return; }
-        memcpy(b, x, sizeof(float) * (size_t)(T * in));
         free(pl->moe_in[pl->cur_sample]);
         pl->moe_in[pl->cur_sample] = b;
     }
@@ -1090,7 +1109,7 @@ static qn_status awq_expert_down(qn_pipeline *pl, const char *prefix, qn_linear 
  * (the propagation then uses the quantized expert). */
 static qn_status calibrate_expert(qn_pipeline *pl, int64_t L, int64_t e, qn_linear lin[3], qn_error *err) {
     const qn_model_config *c = &pl->m->cfg;
-    float **xs = pl->moe.xs;
+    void **xs = pl->moe.xs;
     const float *hgu = pl->want[HG_GATEUP] ? pl->h[HG_GATEUP].h : NULL;
     char prefix[256];
     if (e < 0) snprintf(prefix, sizeof prefix, "model.layers.%lld.mlp.shared_experts", (long long)L);
@@ -1116,18 +1135,19 @@ static qn_status calibrate_expert(qn_pipeline *pl, int64_t L, int64_t e, qn_line
         int64_t inter = lin[0].out;
         float *g = malloc(sizeof(float) * (size_t)(pl->max_t * inter)), *u = malloc(sizeof(float) * (size_t)(pl->max_t * inter));
         float *xr = routed ? malloc(sizeof(float) * (size_t)(pl->max_t * H)) : NULL;
-        if (!g || !u || (routed && !xr)) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for expert activations");
+        float *xb = pl->bf16 ? malloc(sizeof(float) * (size_t)(pl->max_t * H)) : NULL;
+        if (!g || !u || (routed && !xr) || (pl->bf16 && !xb)) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory for expert activations");
         if (!st && (gq[2] || awq_down)) st = qn_hessian_init(&hd, inter, err);
         if (!st && awq_down) st = qn_awq_xmean_init(&axm, inter, err);
         if (!st && routed && (gq[0] || gq[1])) st = qn_hessian_init(&hg, H, err);
         for (int64_t s = 0; s < pl->n_samples && !st; s++) {
             int64_t T = pl->len[s];
-            const float *x = xs[s];
+            const float *x = moe_load(pl, xs[s], T * H, xb), *xall = x;
             if (routed) {   /* gather the rows routed to e */
                 int64_t n = 0;
                 for (int64_t t = 0; t < T; t++)
                     for (int64_t j = 0; j < k; j++)
-                        if (pl->moe.routes[s] && pl->moe.routes[s][t * k + j] == e) { memcpy(xr + n * H, xs[s] + t * H, sizeof(float) * H); n++; break; }
+                        if (pl->moe.routes[s] && pl->moe.routes[s][t * k + j] == e) { memcpy(xr + n * H, xall + t * H, sizeof(float) * H); n++; break; }
                 if (!n) continue;
                 T = n;
                 x = xr;
@@ -1150,6 +1170,7 @@ static qn_status calibrate_expert(qn_pipeline *pl, int64_t L, int64_t e, qn_line
         free(g);
         free(u);
         free(xr);
+        free(xb);
     } else if (!routed && pl->want[HG_GATEUP] && (rng[0] || rng[1]) && pl->gmin[HG_GATEUP] <= pl->gmax[HG_GATEUP]) {
         mn[0] = pl->gmin[HG_GATEUP];
         mx[0] = pl->gmax[HG_GATEUP];
@@ -1216,10 +1237,14 @@ static qn_status moe_expert(qn_pipeline *pl, int64_t e, qn_error *err) {
     if (!st) st = calibrate_expert(pl, L, e, ex, err);
     pl->stats.seconds_gptq += now_s() - t0;
     t0 = now_s();
+    float *xb = !st && pl->bf16 ? malloc(sizeof(float) * (size_t)(pl->max_t * c->hidden_size)) : NULL;
+    if (!st && pl->bf16 && !xb) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory");
     for (int64_t s = 0; s < pl->n_samples && !st; s++) {
         float *x = ms->acc ? ms->acc[s] : pl->x[s];
-        st = qn_moe_expert_add(c, ex, e, ms->xp[s], pl->len[s], ms->rsel[s], ms->rw[s], ms->layer.moe.top_k, x, ms->sc, err);
+        const float *xn = moe_load(pl, ms->xp[s], pl->len[s] * c->hidden_size, xb);
+        st = qn_moe_expert_add(c, ex, e, xn, pl->len[s], ms->rsel[s], ms->rw[s], ms->layer.moe.top_k, x, ms->sc, err);
     }
+    free(xb);
     pl->stats.seconds_forward += now_s() - t0;
     qn_expert_free(ex);
     if (st) return st;
@@ -1247,9 +1272,8 @@ static void prop_hook(void *user, int64_t layer, qn_linear_id id, const float *x
     (void)layer;
     qn_pipeline *pl = user;
     if (id != QN_LIN_GATE || !pl->moe.xp || pl->hook_st) return;
-    float *b = malloc(sizeof(float) * (size_t)(T * in));
+    void *b = moe_store(pl, x, T * in);
     if (!b) { pl->hook_st = qn_error_set(pl->hook_err, QN_ERR_NOMEM, "out of memory for the MoE inputs"); return; }
-    memcpy(b, x, sizeof(float) * (size_t)(T * in));
     free(pl->moe.xp[pl->cur_sample]);
     pl->moe.xp[pl->cur_sample] = b;
 }
@@ -1265,7 +1289,8 @@ static qn_status run_layer(qn_pipeline *pl, int64_t L, qn_error *err) {
     moe_state *ms = &pl->moe;
     qn_layer layer;
     qn_scratch *sc = NULL;
-    float *tmp = NULL, **xs = NULL;
+    float *tmp = NULL;
+    void **xs = NULL;
     int32_t **routes = NULL;
     int is_moe = qn_config_layer_is_moe(c, L);
     if ((st = qn_layer_load_ex(pl->m, L, QN_LOAD_NO_EXPERTS, &layer, err))) return st;

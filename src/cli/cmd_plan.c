@@ -242,6 +242,14 @@ static void print_compress(const qn_model_config *cfg, const qn_plan *p, const q
     if (cfg->num_experts > 0)
         printf("    routed experts one at a time: %s (Hessians %s)\n", gib(r->quench_total_seq_bytes, a, sizeof a),
                gib(r->hessian_bytes_seq, b, sizeof b));
+    {
+        char e[32], f[32];
+        printf("  quench compress as built (experts streamed, shared gate/up Hessian): %s = layer %s + "
+               "results %s + Hessians %s + GPTQ workspace %s + activations %s\n",
+               gib(r->quench_built_bytes, a, sizeof a), gib(r->resident_layer_bytes, b, sizeof b),
+               gib(r->result_bytes, c, sizeof c), gib(r->hessian_bytes_built, d, sizeof d),
+               gib(r->gptq_workspace_bytes, e, sizeof e), gib(r->activation_bytes_built, f, sizeof f));
+    }
     printf("  llm-compressor: CPU RAM %s (whole model in %s + cached layer inputs), GPU %s (one layer "
            "+ its Hessians)\n", gib(r->llmc_cpu_bytes, a, sizeof a), p->dtype_bytes == 4 ? "fp32" : "16-bit",
            gib(r->llmc_gpu_bytes, b, sizeof b));
@@ -373,6 +381,7 @@ static int print_json(const qn_model_config *cfg, const qn_plan *p, const qn_pla
     cJSON_AddNumberToObject(cj, "activation_bytes", (double)r->activation_bytes);
     cJSON_AddNumberToObject(cj, "quench_cpu_bytes", (double)r->quench_total_bytes);
     cJSON_AddNumberToObject(cj, "quench_cpu_bytes_experts_sequential", (double)r->quench_total_seq_bytes);
+    cJSON_AddNumberToObject(cj, "quench_cpu_bytes_as_built", (double)r->quench_built_bytes);
     cJSON_AddNumberToObject(cj, "llmcompressor_cpu_bytes", (double)r->llmc_cpu_bytes);
     cJSON_AddNumberToObject(cj, "llmcompressor_gpu_bytes", (double)r->llmc_gpu_bytes);
 

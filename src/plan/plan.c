@@ -371,9 +371,36 @@ static void compress_estimate(const qn_model_config *c, const pt_entry *e, int n
     r->quench_total_bytes = r->layer_fp32_bytes + r->hessian_bytes + r->activation_bytes;
     int64_t layer_seq = r->layer_fp32_bytes;
     r->quench_total_seq_bytes = layer_seq + r->hessian_bytes_seq + r->activation_bytes;
+    /* as built: routed experts streamed one at a time, calibrate-all-experts */
+    {
+        const int64_t Im = c->moe_intermediate_size, S = c->n_shared_experts * Im, E = c->num_experts;
+        const int64_t q = c->arch == QN_ARCH_DEEPSEEK_V3 ? c->num_attention_heads * c->v_head_dim
+                                                         : c->num_attention_heads * c->head_dim;
+        int64_t moe_one = nmoe > 0 ? moe - (E > 1 ? (E - 1) * 3 * H * Im : 0) : 0;
+        int64_t mlp = ndense > 0 ? dense : 0;
+        if (moe_one > mlp) mlp = moe_one;
+        r->resident_layer_bytes = (all + mlp) * 4;
+        r->result_bytes = all * 4;   /* (norms included: a few H) */
+        int64_t hd = ndense > 0 ? H * H + c->intermediate_size * c->intermediate_size : 0;
+        int64_t hm = nmoe > 0 ? H * H + (Im * Im > S * S ? Im * Im : S * S) : 0;
+        r->hessian_bytes_built = (h_attn + (hd > hm ? hd : hm)) * 4;
+        /* the widest input among the Linears, and the largest Linear */
+        int64_t widest = H > q ? H : q, wmax = H * q;
+        if (ndense > 0) {
+            if (c->intermediate_size > widest) widest = c->intermediate_size;
+            if (H * c->intermediate_size > wmax) wmax = H * c->intermediate_size;
+        }
+        if (nmoe > 0 && S > widest) widest = S;
+        int64_t d2 = widest * widest;
+        r->gptq_workspace_bytes = d2 * 4 + (widest <= 8192 ? d2 * 8 : 0) + 3 * wmax * 4;
+        r->activation_bytes_built = o->calib_samples * o->calib_seq_len * H * 4 * (nmoe > 0 ? 3 : 1);
+        r->quench_built_bytes = r->resident_layer_bytes + r->result_bytes + r->hessian_bytes_built +
+                                r->gptq_workspace_bytes + r->activation_bytes_built;
+    }
     r->llmc_cpu_bytes = pc->total_params * dt + o->calib_samples * o->calib_seq_len * H * dt;
     r->llmc_gpu_bytes = layer * dt + r->hessian_bytes;
 }
+
 
 qn_status qn_plan_build(const qn_model_config *c, const qn_plan_options *o, qn_plan *p,
                         qn_error *err) {
