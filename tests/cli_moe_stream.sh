@@ -27,6 +27,18 @@ for E in 4 64; do
   [ "$(jq .calibration.experts_streamed "$R")" = "$E" ] && ok || bad "$E experts: experts_streamed $(jq .calibration.experts_streamed "$R")"
   [ "$(jq .calibration.rtn_fallback_linears "$R")" = 0 ] && ok || bad "$E experts: RTN fallbacks"
 done
+# the MoE inputs on disk too (--offload-activations): the same checkpoint byte for byte, nothing left
+# behind; the same with bf16 activations
+mkdir -p "$W/offload"
+for a in fp32 bf16; do
+  "$Q" compress "$W/e4" -o "$W/ram-$a" --recipe "$SRC/recipes/gptq_w4a16.yaml" --dataset "$CAL" --num-calibration-samples 16 \
+    --max-seq-length 128 --holdout 0 --activations $a --no-sample --quiet > /dev/null 2>&1 && ok || bad "in-RAM $a run"
+  "$Q" compress "$W/e4" -o "$W/off-$a" --recipe "$SRC/recipes/gptq_w4a16.yaml" --dataset "$CAL" --num-calibration-samples 16 \
+    --max-seq-length 128 --holdout 0 --activations $a --offload-activations "$W/offload" --no-sample --quiet > "$W/olog" 2>&1 \
+    && ok || { bad "--offload-activations $a run"; cat "$W/olog"; }
+  cmp -s "$W/ram-$a/model.safetensors" "$W/off-$a/model.safetensors" && ok || bad "--offload-activations changed the $a output"
+done
+[ -z "$(ls -A "$W/offload")" ] && ok || bad "--offload-activations left files behind"
 # expert names, shapes and the router carried byte-identical
 "$Q" inspect "$W/out64" > "$W/insp" 2>&1 && ok || { bad "inspect"; cat "$W/insp"; }
 r4=$(rss "$W/log4"); r64=$(rss "$W/log64")

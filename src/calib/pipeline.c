@@ -103,6 +103,9 @@ struct qn_pipeline {
     uint8_t *sparse24;     /* [n_mods] pruned 2:4 and written sparse-24-bitmask (opts.sparse24_bitmask) */
     int64_t cur_sample;
     moe_state moe;         /* the MoE layer in progress (routed experts streamed one at a time) */
+    void *moe_map;         /* --offload-activations and MoE layers: the MoE inputs' mapping, or NULL */
+    size_t moe_map_half, moe_map_bytes;
+    size_t *moe_off;       /* [samples] byte offset of each sample's slot in one half */
 };
 
 static double now_s(void) {
@@ -225,9 +228,29 @@ void qn_pipeline_free(qn_pipeline *pl) {
     free(pl->moe_sq);
     free(pl->in_seen);
     moe_clear(pl);
+    if (pl->moe_map) munmap(pl->moe_map, pl->moe_map_bytes);
+    free(pl->moe_off);
     for (int g = 0; g < HG_N; g++) qn_hessian_free(&pl->h[g]);
     qn_model_close(pl->m);
     free(pl);
+}
+
+/* A shared read-write mapping of `bytes` of an already-unlinked temporary file in dir. */
+static qn_status offload_map(const char *dir, size_t bytes, void **out, qn_error *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/quench-activations-XXXXXX", dir);
+    int fd = mkstemp(path);
+    if (fd < 0) return qn_error_set(err, QN_ERR_IO, "--offload-activations %s: %s", dir, strerror(errno));
+    unlink(path);
+    if (ftruncate(fd, (off_t)bytes)) {
+        close(fd);
+        return qn_error_set(err, QN_ERR_IO, "--offload-activations %s: cannot reserve %zu bytes: %s", dir, bytes, strerror(errno));
+    }
+    void *mp = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (mp == MAP_FAILED) return qn_error_set(err, QN_ERR_IO, "--offload-activations %s: mmap: %s", dir, strerror(errno));
+    *out = mp;
+    return QN_OK;
 }
 
 qn_status qn_pipeline_create(const char *model_dir, const qn_recipe *recipe, const qn_module *mods, size_t n_mods,
@@ -293,21 +316,21 @@ qn_status qn_pipeline_create(const char *model_dir, const qn_recipe *recipe, con
         total += (size_t)(T * H) * esz;
     }
     if (pl->opts.offload_dir) {   /* disk-backed activations: a mapping of an unlinked temporary file */
-        char path[4096];
-        snprintf(path, sizeof path, "%s/quench-activations-XXXXXX", pl->opts.offload_dir);
-        int fd = mkstemp(path);
-        if (fd < 0) { st = qn_error_set(err, QN_ERR_IO, "--offload-activations %s: %s", pl->opts.offload_dir, strerror(errno)); goto fail; }
-        unlink(path);
-        if (ftruncate(fd, (off_t)(total ? total : 1))) {
-            close(fd);
-            st = qn_error_set(err, QN_ERR_IO, "--offload-activations %s: cannot reserve %zu bytes: %s", pl->opts.offload_dir, total, strerror(errno));
-            goto fail;
-        }
-        void *mp = mmap(NULL, total ? total : 1, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        close(fd);
-        if (mp == MAP_FAILED) { st = qn_error_set(err, QN_ERR_IO, "--offload-activations %s: mmap: %s", pl->opts.offload_dir, strerror(errno)); goto fail; }
+        void *mp;
+        if ((st = offload_map(pl->opts.offload_dir, total ? total : 1, &mp, err))) goto fail;
         pl->map = mp;
         pl->map_bytes = total ? total : 1;
+        int any_moe = 0;
+        for (int64_t L = 0; L < c->num_hidden_layers; L++) any_moe |= qn_config_layer_is_moe(c, L);
+        if (any_moe) {   /* the MoE inputs of the statistics and propagation passes: a second mapping */
+            if ((st = offload_map(pl->opts.offload_dir, 2 * (total ? total : 1), &pl->moe_map, err))) goto fail;
+            pl->moe_map_half = total ? total : 1;
+            pl->moe_map_bytes = 2 * pl->moe_map_half;
+            pl->moe_off = malloc(sizeof(size_t) * (size_t)(calib->n ? calib->n : 1));
+            if (!pl->moe_off) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); goto fail; }
+            size_t o = 0;
+            for (int64_t i = 0; i < calib->n; i++) { pl->moe_off[i] = o; o += (size_t)(pl->len[i] * H) * esz; }
+        }
     }
     if ((st = plan_smoothquant(pl, err))) goto fail;
     if ((st = plan_awq(pl, err))) goto fail;
@@ -337,8 +360,24 @@ fail:
 
 const qn_pipeline_stats_t *qn_pipeline_stats(const qn_pipeline *pl) { return &pl->stats; }
 
-/* MoE inputs kept per sample: fp32, or bf16 with --activations bf16 (half the memory). */
-static void *moe_store(const qn_pipeline *pl, const float *x, int64_t n) {
+/* MoE inputs kept per sample: fp32, or bf16 with --activations bf16 (half the memory); with
+ * --offload-activations in fixed slots of a second disk-backed mapping (which 0: the statistics
+ * pass's inputs, 1: the propagation's), else malloc'ed. */
+static void *moe_slot(const qn_pipeline *pl, int which, int64_t s) {
+    return (char *)pl->moe_map + (size_t)which * pl->moe_map_half + pl->moe_off[s];
+}
+
+static void moe_release(const qn_pipeline *pl, void *p) {
+    if (!pl->moe_map) free(p);
+}
+
+static void *moe_store(const qn_pipeline *pl, int which, const float *x, int64_t n) {
+    if (pl->moe_map) {
+        void *d = moe_slot(pl, which, pl->cur_sample);
+        if (pl->bf16) for (int64_t i = 0; i < n; i++) ((uint16_t *)d)[i] = qn_f32_to_bf16(x[i]);
+        else memcpy(d, x, sizeof(float) * (size_t)n);
+        return d;
+    }
     if (!pl->bf16) {
         float *b = malloc(sizeof(float) * (size_t)(n ? n : 1));
         if (b) memcpy(b, x, sizeof(float) * (size_t)n);
@@ -369,9 +408,10 @@ static void stats_hook(void *user, int64_t layer, qn_linear_id id, const float *
     if ((int)id < 0 || id >= QN_LIN_COUNT) return;
     int g = hgroup_of(id);
     if (pl->moe_in && id == QN_LIN_GATE && !pl->hook_st) {
-        void *b = moe_store(pl, x, T * in);
+        moe_release(pl, pl->moe_in[pl->cur_sample]);
+        pl->moe_in[pl->cur_sample] = NULL;
+        void *b = moe_store(pl, 0, x, T * in);
         if (!b) { pl->hook_st = qn_error_set(pl->hook_err, QN_ERR_NOMEM, "out of memory for the MoE inputs"); return; }
-        free(pl->moe_in[pl->cur_sample]);
         pl->moe_in[pl->cur_sample] = b;
     }
     if (pl->want_range[g]) range_of(x, (size_t)(T * in), &pl->gmin[g], &pl->gmax[g]);
@@ -1196,8 +1236,8 @@ static qn_status calibrate_expert(qn_pipeline *pl, int64_t L, int64_t e, qn_line
 static void moe_clear(qn_pipeline *pl) {
     moe_state *ms = &pl->moe;
     for (int64_t i = 0; i < pl->n_samples; i++) {
-        if (ms->xs) free(ms->xs[i]);
-        if (ms->xp) free(ms->xp[i]);
+        if (ms->xs) moe_release(pl, ms->xs[i]);
+        if (ms->xp) moe_release(pl, ms->xp[i]);
         if (ms->acc) free(ms->acc[i]);
         if (ms->rsel) free(ms->rsel[i]);
         if (ms->rw) free(ms->rw[i]);
@@ -1272,9 +1312,10 @@ static void prop_hook(void *user, int64_t layer, qn_linear_id id, const float *x
     (void)layer;
     qn_pipeline *pl = user;
     if (id != QN_LIN_GATE || !pl->moe.xp || pl->hook_st) return;
-    void *b = moe_store(pl, x, T * in);
+    moe_release(pl, pl->moe.xp[pl->cur_sample]);
+    pl->moe.xp[pl->cur_sample] = NULL;
+    void *b = moe_store(pl, 1, x, T * in);
     if (!b) { pl->hook_st = qn_error_set(pl->hook_err, QN_ERR_NOMEM, "out of memory for the MoE inputs"); return; }
-    free(pl->moe.xp[pl->cur_sample]);
     pl->moe.xp[pl->cur_sample] = b;
 }
 
@@ -1479,7 +1520,7 @@ done:
     if (st && is_moe && ms->L == L) moe_clear(pl);
     for (int g = 0; g < HG_N; g++) if (!is_moe || ms->L != L) qn_hessian_free(&pl->h[g]);
     if (xs)
-        for (int64_t i = 0; i < pl->n_samples; i++) free(xs[i]);
+        for (int64_t i = 0; i < pl->n_samples; i++) moe_release(pl, xs[i]);
     free(xs);
     if (routes)
         for (int64_t i = 0; i < pl->n_samples; i++) free(routes[i]);
