@@ -29,6 +29,11 @@ int qnx_fused_key(const char *module, char *buf, size_t n);
 /* Splits "model.layers.N.rest": returns N and sets *rest, or -1 when not a decoder-layer name. */
 int64_t qnx_layer_of(const char *name, const char **rest);
 
+/* 1 when `rest` (the part after "model.layers.N.") names a Linear the exporter quantizes:
+ * self_attn.*proj, mlp.X_proj, mlp.gate / shared_expert_gate, mlp.experts.E.X_proj,
+ * mlp.shared_expert(s).X_proj. */
+int qnx_is_linear_in_layer(const char *rest);
+
 /* Natural order of tensor / module names for streaming: pre-layer tensors, layers by number
  * (module rank inside a layer), then model.norm / lm_head. */
 int qnx_name_cmp(const char *a, const char *b, qn_arch arch);

@@ -106,7 +106,7 @@ int qnx_fused_key(const char *module, char *buf, size_t n) {
 
 /* ---------- module list ---------- */
 
-static int is_linear_in_layer(const char *rest) {
+int qnx_is_linear_in_layer(const char *rest) {
     if (!strncmp(rest, "self_attn.", 10)) {
         const char *leaf = rest + 10;
         return strchr(leaf, '.') == NULL && strstr(leaf, "proj") != NULL;
@@ -196,7 +196,7 @@ qn_status qn_export_list_modules(const qn_model_config *cfg, const qn_st_set *se
         int64_t li = qnx_layer_of(mod, &rest);
         int lin = 0;
         if (!strcmp(mod, "lm_head")) { lin = 1; have_lm_head = 1; }
-        else if (li >= 0 && li < cfg->num_hidden_layers) lin = is_linear_in_layer(rest);
+        else if (li >= 0 && li < cfg->num_hidden_layers) lin = qnx_is_linear_in_layer(rest);
         if (!lin) continue;
         mods[n].name = strdup(mod);
         if (!mods[n].name) { qn_export_modules_free(mods, n); return qn_error_set(err, QN_ERR_NOMEM, "out of memory"); }

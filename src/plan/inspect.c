@@ -486,32 +486,6 @@ static void modules_free(modules *M) {
 }
 
 
-/* The Linear modules of a decoder layer as src/export/modules.c names them (same rules). */
-static int linear_in_layer(const char *rest) {
-    if (!strncmp(rest, "self_attn.", 10)) {
-        const char *leaf = rest + 10;
-        return strchr(leaf, '.') == NULL && strstr(leaf, "proj") != NULL;
-    }
-    if (!strncmp(rest, "mlp.", 4)) {
-        const char *m = rest + 4;
-        if (!strcmp(m, "gate") || !strcmp(m, "shared_expert_gate")) return 1;
-        const char *leaf = strrchr(m, '.');
-        leaf = leaf ? leaf + 1 : m;
-        size_t l = strlen(leaf);
-        if (l < 5 || strcmp(leaf + l - 5, "_proj")) return 0;
-        if (leaf == m) return 1;
-        if (!strncmp(m, "experts.", 8)) {
-            const char *q = m + 8;
-            if (!isdigit((unsigned char)*q)) return 0;
-            while (isdigit((unsigned char)*q)) q++;
-            return *q == '.' && q + 1 == leaf;
-        }
-        if (!strncmp(m, "shared_expert.", 14)) return m + 14 == leaf;
-        if (!strncmp(m, "shared_experts.", 15)) return m + 15 == leaf;
-        return 0;
-    }
-    return 0;
-}
 
 /* classify a module name: linear / mtp / class */
 static void classify(const modules *M, const char *name, int *linear, int *mtp, const char **cls) {
@@ -523,7 +497,7 @@ static void classify(const modules *M, const char *name, int *linear, int *mtp, 
     if (!strcmp(name, "lm_head")) { *linear = 1; *cls = "Linear"; return; }
     if (li >= 0) {
         if (M->cfg && li >= M->cfg->num_hidden_layers) *mtp = 1;
-        if (linear_in_layer(rest)) { *linear = 1; *cls = "Linear"; return; }
+        if (qnx_is_linear_in_layer(rest)) { *linear = 1; *cls = "Linear"; return; }
         if (!strcmp(rest, "self_attn")) { *cls = M->cls_attn; return; }
         if (!strcmp(rest, "mlp")) { *cls = M->cls_mlp; return; }
     }
