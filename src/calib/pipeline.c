@@ -45,7 +45,7 @@ typedef struct {
     qn_layer layer;        /* without routed experts; attention already quantized */
     qn_scratch *sc;
     void **xs;             /* [samples] MoE input of the statistics pass (original attention), or NULL;
-                            * fp32, or bf16 with --activations bf16 (moe_store / moe_load) */
+                            * fp32, or bf16 with --activations bf16 (moe_store / rows_decode) */
     int32_t **routes;      /* routed-only statistics: that pass's routing [T * top_k] */
     void **xp;             /* [samples] MoE input of the propagation (compressed attention), as xs */
     int32_t **rsel;        /* [samples] its routing [T * top_k] */
@@ -155,20 +155,28 @@ static qn_status plan_smoothquant(qn_pipeline *pl, qn_error *err);
 static qn_status plan_awq(qn_pipeline *pl, qn_error *err);
 
 /* The fp32 activations of sample s: the stored array itself, or (bf16 storage) pl->xbuf. */
+/* Activation rows as stored: fp32, or bf16 (--activations bf16). decode gives fp32 (the storage
+ * itself for fp32, else buf); encode writes fp32 rows into the storage format. */
+static float *rows_decode(const qn_pipeline *pl, void *p, int64_t n, float *buf) {
+    if (!pl->bf16) return p;
+    const uint16_t *b = p;
+    for (int64_t i = 0; i < n; i++) buf[i] = qn_bf16_to_f32(b[i]);
+    return buf;
+}
+
+static void rows_encode(const qn_pipeline *pl, void *dst, const float *x, int64_t n) {
+    if (!pl->bf16) { if (dst != x) memcpy(dst, x, sizeof(float) * (size_t)n); return; }
+    uint16_t *b = dst;
+    for (int64_t i = 0; i < n; i++) b[i] = qn_f32_to_bf16(x[i]);
+}
+
 static float *act_load(qn_pipeline *pl, int64_t s) {
-    if (!pl->bf16) return pl->x[s];
-    const uint16_t *b = pl->x[s];
-    int64_t n = pl->len[s] * pl->m->cfg.hidden_size;
-    for (int64_t i = 0; i < n; i++) pl->xbuf[i] = qn_bf16_to_f32(b[i]);
-    return pl->xbuf;
+    return rows_decode(pl, pl->x[s], pl->len[s] * pl->m->cfg.hidden_size, pl->xbuf);
 }
 
 /* Writes fp32 activations x back to sample s (a no-op for fp32 storage, where x is the array). */
 static void act_store(qn_pipeline *pl, int64_t s, const float *x) {
-    if (!pl->bf16) return;
-    uint16_t *b = pl->x[s];
-    int64_t n = pl->len[s] * pl->m->cfg.hidden_size;
-    for (int64_t i = 0; i < n; i++) b[i] = qn_f32_to_bf16(x[i]);
+    rows_encode(pl, pl->x[s], x, pl->len[s] * pl->m->cfg.hidden_size);
 }
 
 /* 1 when module mi's scheme has static (calibrated) per-tensor input activations. */
@@ -372,27 +380,9 @@ static void moe_release(const qn_pipeline *pl, void *p) {
 }
 
 static void *moe_store(const qn_pipeline *pl, int which, const float *x, int64_t n) {
-    if (pl->moe_map) {
-        void *d = moe_slot(pl, which, pl->cur_sample);
-        if (pl->bf16) for (int64_t i = 0; i < n; i++) ((uint16_t *)d)[i] = qn_f32_to_bf16(x[i]);
-        else memcpy(d, x, sizeof(float) * (size_t)n);
-        return d;
-    }
-    if (!pl->bf16) {
-        float *b = malloc(sizeof(float) * (size_t)(n ? n : 1));
-        if (b) memcpy(b, x, sizeof(float) * (size_t)n);
-        return b;
-    }
-    uint16_t *b = malloc(sizeof(uint16_t) * (size_t)(n ? n : 1));
-    if (b) for (int64_t i = 0; i < n; i++) b[i] = qn_f32_to_bf16(x[i]);
-    return b;
-}
-
-static const float *moe_load(const qn_pipeline *pl, const void *p, int64_t n, float *buf) {
-    if (!pl->bf16) return p;
-    const uint16_t *b = p;
-    for (int64_t i = 0; i < n; i++) buf[i] = qn_bf16_to_f32(b[i]);
-    return buf;
+    void *d = pl->moe_map ? moe_slot(pl, which, pl->cur_sample) : malloc((pl->bf16 ? 2 : 4) * (size_t)(n ? n : 1));
+    if (d) rows_encode(pl, d, x, n);
+    return d;
 }
 
 static void stats_hook(void *user, int64_t layer, qn_linear_id id, const float *x, int64_t T, int64_t in) {
@@ -806,6 +796,20 @@ static qn_status plan_awq(qn_pipeline *pl, qn_error *err) {
     return QN_OK;
 }
 
+/* The AWQModifier's search options (n_grid, duo_scaling). */
+static void awq_opts_of(const qn_pipeline *pl, qn_awq_opts *o) {
+    qn_awq_opts_init(o);
+    o->n_grid = (int)param_num(pl->awq, "n_grid", 20);
+    const cJSON *duo = cJSON_GetObjectItemCaseSensitive(pl->awq->params, "duo_scaling");
+    o->duo_scaling = cJSON_IsString(duo) ? QN_AWQ_DUO_BOTH : cJSON_IsFalse(duo) ? QN_AWQ_DUO_FALSE : QN_AWQ_DUO_TRUE;
+}
+
+static void awq_record(qn_pipeline *pl, const qn_awq_report *rep) {
+    pl->stats.awq_mappings++;
+    pl->stats.awq_loss += rep->best_loss;
+    pl->stats.awq_loss_identity += rep->loss_identity;
+}
+
 typedef struct {
     qn_pipeline *pl;
     qn_layer *layer;
@@ -844,15 +848,27 @@ typedef struct {
     qn_awq_xmean xm[AWQ_N];
     qn_hessian g[AWQ_N];   /* Gram of the o_proj / down_proj inputs */
     float **xin;           /* MLP normed inputs */
+    const qn_layer *layer;
+    float **orig_a, **orig_c;   /* the attention / MLP outputs of the same pass (o_proj, down_proj applied) */
     int64_t cur;
     qn_status st;
     qn_error *err;
 } awq_stats;
 
+/* Keeps lin(x) [T, out] as sample cur's parent output. */
+static qn_status awq_keep_output(awq_stats *a, float **dst, const qn_linear *lin, const float *x, int64_t T) {
+    free(dst[a->cur]);
+    if (!(dst[a->cur] = malloc(sizeof(float) * (size_t)(T * lin->out))))
+        return qn_error_set(a->err, QN_ERR_NOMEM, "out of memory for the AWQ outputs");
+    return qn_linear_forward(lin, x, T, dst[a->cur], a->err);
+}
+
 static void awq_hook(void *user, int64_t layer, qn_linear_id id, const float *x, int64_t T, int64_t in) {
     (void)layer;
     awq_stats *a = user;
     if (a->st) return;
+    if (id == QN_LIN_O && a->orig_a && (a->st = awq_keep_output(a, a->orig_a, &a->layer->lin[QN_LIN_O], x, T))) return;
+    if (id == QN_LIN_DOWN && a->orig_c && (a->st = awq_keep_output(a, a->orig_c, &a->layer->lin[QN_LIN_DOWN], x, T))) return;
     int kind = id == QN_LIN_Q ? AWQ_QKV : id == QN_LIN_O ? AWQ_VO : id == QN_LIN_GATE ? AWQ_GATEUP : id == QN_LIN_DOWN ? AWQ_DOWN : -1;
     if (kind < 0 || !a->xm[kind].sum) return;
     if ((a->st = qn_awq_xmean_add(&a->xm[kind], x, T, in, a->err))) return;
@@ -904,12 +920,12 @@ static qn_status awq_layer(qn_pipeline *pl, int64_t L, qn_layer *layer, qn_scrat
     }
     if (!(on[0] | on[1] | on[2] | on[3])) return QN_OK;
     if (pl->opts.progress) pl->opts.progress(pl->opts.progress_user, L, c->num_hidden_layers, "awq");
-    awq_stats as = {.pl = pl, .err = err};
+    awq_stats as = {.pl = pl, .err = err, .layer = layer};
+    int64_t width[AWQ_N] = {H, c->num_attention_heads * c->head_dim, H, c->intermediate_size}, wmax = 0;
+    for (int k = 0; k < AWQ_N; k++) if (width[k] > wmax) wmax = width[k];
     float **orig_a = NULL, **orig_c = NULL, *buf = malloc(sizeof(float) * (size_t)(pl->max_t * H));
-    float *xmean = malloc(sizeof(float) * (size_t)(c->intermediate_size > H ? c->intermediate_size : H) * 2 + sizeof(float) * (size_t)(c->num_attention_heads * c->head_dim));
-    float *scales = xmean ? xmean + (c->intermediate_size > H ? c->intermediate_size : H) + c->num_attention_heads * c->head_dim : NULL;
+    float *xmean = malloc(sizeof(float) * (size_t)(2 * wmax)), *scales = xmean ? xmean + wmax : NULL;
     qn_status st = buf && xmean ? QN_OK : qn_error_set(err, QN_ERR_NOMEM, "out of memory for AWQ");
-    int64_t width[AWQ_N] = {H, c->num_attention_heads * c->head_dim, H, c->intermediate_size};
     for (int k = 0; k < AWQ_N && !st; k++) {
         if (!on[k]) continue;
         st = qn_awq_xmean_init(&as.xm[k], width[k], err);
@@ -918,26 +934,18 @@ static qn_status awq_layer(qn_pipeline *pl, int64_t L, qn_layer *layer, qn_scrat
     if (!st && on[AWQ_QKV] && !(orig_a = calloc((size_t)pl->n_samples, sizeof *orig_a))) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory");
     if (!st && on[AWQ_GATEUP] && (!(orig_c = calloc((size_t)pl->n_samples, sizeof *orig_c)) || !(as.xin = calloc((size_t)pl->n_samples, sizeof *as.xin))))
         st = qn_error_set(err, QN_ERR_NOMEM, "out of memory");
+    as.orig_a = orig_a;
+    as.orig_c = orig_c;
     for (int64_t s = 0; s < pl->n_samples && !st; s++) {   /* one pass: statistics and the parents' outputs */
         int64_t T = pl->len[s];
         memcpy(tmp, act_load(pl, s), sizeof(float) * (size_t)(T * H));
         as.cur = s;
-        if ((st = qn_layer_forward(c, layer, tmp, T, 0, NULL, sc, awq_hook, &as, err)) || (st = as.st)) break;
-        if (orig_a) {
-            if (!(orig_a[s] = malloc(sizeof(float) * (size_t)(T * H)))) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); break; }
-            if ((st = qn_layer_attn_forward(c, layer, act_load(pl, s), T, orig_a[s], sc, err))) break;
-        }
-        if (orig_c) {
-            if (!(orig_c[s] = malloc(sizeof(float) * (size_t)(T * H)))) { st = qn_error_set(err, QN_ERR_NOMEM, "out of memory"); break; }
-            if ((st = qn_layer_mlp_forward(c, layer, as.xin[s], T, orig_c[s], sc, err))) break;
-        }
+        if ((st = qn_layer_forward(c, layer, tmp, T, 0, NULL, sc, awq_hook, &as, err))) break;
+        st = as.st;
     }
     for (int k = 0; k < AWQ_N && !st; k++) if (as.g[k].h) qn_hessian_finalize(&as.g[k]);
     qn_awq_opts o;
-    qn_awq_opts_init(&o);
-    o.n_grid = (int)param_num(pl->awq, "n_grid", 20);
-    const cJSON *duo = cJSON_GetObjectItemCaseSensitive(pl->awq->params, "duo_scaling");
-    o.duo_scaling = cJSON_IsString(duo) ? QN_AWQ_DUO_BOTH : cJSON_IsFalse(duo) ? QN_AWQ_DUO_FALSE : QN_AWQ_DUO_TRUE;
+    awq_opts_of(pl, &o);
     for (int k = 0; k < AWQ_N && !st; k++) {
         if (!on[k]) continue;
         if ((st = qn_awq_xmean_finalize(&as.xm[k], xmean, err))) break;
@@ -950,9 +958,7 @@ static qn_status awq_layer(qn_pipeline *pl, int64_t L, qn_layer *layer, qn_scrat
             st = qn_awq_search(bal[k], bal_n[k], NULL, xmean, &o, awq_block_loss, &a, scales, &rep, err);
         }
         if (st) { qn_error_prefix(err, "AWQ of layer %lld (%s)", (long long)L, k_awq_smooth[k]); break; }
-        pl->stats.awq_mappings++;
-        pl->stats.awq_loss += rep.best_loss;
-        pl->stats.awq_loss_identity += rep.loss_identity;
+        awq_record(pl, &rep);
         /* the fold */
         char nn[256];
         if (k == AWQ_QKV || k == AWQ_GATEUP) {
@@ -1116,10 +1122,7 @@ static qn_status awq_expert_down(qn_pipeline *pl, const char *prefix, qn_linear 
     float *xmean = malloc(sizeof(float) * (size_t)inter * 2), *sc = xmean ? xmean + inter : NULL;
     if (!xmean) return qn_error_set(err, QN_ERR_NOMEM, "out of memory");
     qn_awq_opts o;
-    qn_awq_opts_init(&o);
-    o.n_grid = (int)param_num(pl->awq, "n_grid", 20);
-    const cJSON *duo = cJSON_GetObjectItemCaseSensitive(pl->awq->params, "duo_scaling");
-    o.duo_scaling = cJSON_IsString(duo) ? QN_AWQ_DUO_BOTH : cJSON_IsFalse(duo) ? QN_AWQ_DUO_FALSE : QN_AWQ_DUO_TRUE;
+    awq_opts_of(pl, &o);
     qn_awq_report rep;
     qn_awq_gram_ctx g = {&b, 1, hd->h, (double)hd->nsamples / (2.0 * (double)axm->count)};
     qn_status st = qn_awq_xmean_finalize(axm, xmean, err);
@@ -1131,9 +1134,7 @@ static qn_status awq_expert_down(qn_pipeline *pl, const char *prefix, qn_linear 
     if (!st) {
         for (int64_t i = 0; i < inter; i++)
             for (int64_t j = 0; j < inter; j++) hd->h[i * inter + j] /= sc[i] * sc[j];
-        pl->stats.awq_mappings++;
-        pl->stats.awq_loss += rep.best_loss;
-        pl->stats.awq_loss_identity += rep.loss_identity;
+        awq_record(pl, &rep);
     } else {
         qn_error_prefix(err, "AWQ of %s", nd);
     }
@@ -1182,7 +1183,7 @@ static qn_status calibrate_expert(qn_pipeline *pl, int64_t L, int64_t e, qn_line
         if (!st && routed && (gq[0] || gq[1])) st = qn_hessian_init(&hg, H, err);
         for (int64_t s = 0; s < pl->n_samples && !st; s++) {
             int64_t T = pl->len[s];
-            const float *x = moe_load(pl, xs[s], T * H, xb), *xall = x;
+            const float *x = rows_decode(pl, xs[s], T * H, xb), *xall = x;
             if (routed) {   /* gather the rows routed to e */
                 int64_t n = 0;
                 for (int64_t t = 0; t < T; t++)
@@ -1281,7 +1282,7 @@ static qn_status moe_expert(qn_pipeline *pl, int64_t e, qn_error *err) {
     if (!st && pl->bf16 && !xb) st = qn_error_set(err, QN_ERR_NOMEM, "out of memory");
     for (int64_t s = 0; s < pl->n_samples && !st; s++) {
         float *x = ms->acc ? ms->acc[s] : pl->x[s];
-        const float *xn = moe_load(pl, ms->xp[s], pl->len[s] * c->hidden_size, xb);
+        const float *xn = rows_decode(pl, ms->xp[s], pl->len[s] * c->hidden_size, xb);
         st = qn_moe_expert_add(c, ex, e, xn, pl->len[s], ms->rsel[s], ms->rw[s], ms->layer.moe.top_k, x, ms->sc, err);
     }
     free(xb);
